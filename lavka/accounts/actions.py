@@ -1,0 +1,75 @@
+"""The only writers of users and teams."""
+
+from collections.abc import Iterable
+
+from django.contrib.auth.password_validation import validate_password
+from django.db import transaction
+
+from lavka.accounts.models import User
+from lavka.core.actor import Actor
+from lavka.core.models import Site
+
+
+class UnknownSite(ValueError):
+    pass
+
+
+def _sites(codes: Iterable[str]) -> list[Site]:
+    codes = list(codes)
+    sites = list(Site.objects.filter(code__in=codes))
+    missing = set(codes) - {s.code for s in sites}
+    if missing:
+        raise UnknownSite(", ".join(sorted(missing)))
+    return sites
+
+
+@transaction.atomic
+def create_user(
+    username: str,
+    *,
+    role: str,
+    password: str,
+    actor: Actor,
+    site_codes: Iterable[str] = (),
+    first_name: str = "",
+    last_name: str = "",
+    email: str = "",
+    language: str = "ru",
+    check_password: bool = True,
+) -> User:
+    if role not in User.Roles.values:
+        raise ValueError(f"unknown role {role!r}")
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValueError(f"user {username!r} exists")
+    user = User(
+        username=username, role=role, first_name=first_name, last_name=last_name, email=email,
+        language=language, is_staff=role == User.Roles.ADMIN,
+    )
+    if check_password:
+        validate_password(password, user)
+    user.set_password(password)
+    user.full_clean(exclude=["password"])
+    user.save()
+    user.sites.set(_sites(site_codes) if site_codes else [])
+    return user
+
+
+@transaction.atomic
+def update_user(user: User, *, actor: Actor, sites: Iterable[Site] | None = None, **fields) -> User:
+    for name, value in fields.items():
+        setattr(user, name, value)
+    user.is_staff = user.role == User.Roles.ADMIN
+    user.full_clean(exclude=["password"])
+    user.save()
+    if sites is not None:
+        user.sites.set(list(sites))
+    user.__dict__.pop("site_ids", None)
+    return user
+
+
+def set_presence(user: User, presence: str, *, actor: Actor) -> User:
+    if presence not in User.Presence.values:
+        raise ValueError(f"unknown presence {presence!r}")
+    User.objects.filter(pk=user.pk).update(presence=presence)
+    user.presence = presence
+    return user

@@ -1,0 +1,58 @@
+from functools import cached_property
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from lavka.core.models import Site
+from lavka.core.permissions import Role
+
+
+class Team(models.Model):
+    """A group of managers (e.g. "Sales Moscow"); assignment and reports work per team."""
+
+    name = models.CharField(_("name"), max_length=150, unique=True)
+    supervisor = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="supervised_teams"
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class User(AbstractUser):
+    class Roles(models.TextChoices):
+        ADMIN = Role.ADMIN, _("administrator")
+        SUPERVISOR = Role.SUPERVISOR, _("supervisor")
+        MANAGER = Role.MANAGER, _("manager")
+        OPERATOR = Role.OPERATOR, _("operator")
+
+    class Presence(models.TextChoices):
+        WORKING = "working", _("working")
+        BUSY = "busy", _("busy")
+        ABSENT = "absent", _("absent")
+
+    role = models.CharField(_("role"), max_length=16, choices=Roles.choices, default=Roles.MANAGER)
+    patronymic = models.CharField(_("patronymic"), max_length=150, blank=True)
+    sites = models.ManyToManyField(Site, blank=True, related_name="users", verbose_name=_("sites"))
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="members")
+    presence = models.CharField(_("presence"), max_length=16, choices=Presence.choices, default=Presence.WORKING)
+    # {"mon": ["09:00", "18:00"], …}; a missing day is a day off.
+    working_hours = models.JSONField(_("working hours"), default=dict, blank=True)
+    phone_extension = models.CharField(_("phone extension"), max_length=16, blank=True)
+    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    language = models.CharField(_("language"), max_length=8, choices=[("ru", "Русский"), ("en", "English")],
+                                default="ru")
+
+    class Meta:
+        ordering = ["last_name", "first_name", "username"]
+
+    def __str__(self) -> str:
+        return self.get_full_name() or self.username
+
+    @cached_property
+    def site_ids(self) -> list[int]:
+        return list(self.sites.values_list("id", flat=True))

@@ -1,0 +1,67 @@
+"""A minimal catalog: enough for order lines. Feeds and price types come with the catalog issue."""
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from lavka.core.models import Site
+
+
+class Category(models.Model):
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="categories")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
+    external_id = models.CharField(max_length=100, blank=True)
+    name = models.CharField(_("name"), max_length=255)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "categories"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Product(models.Model):
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="products")
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="products")
+    external_id = models.CharField(max_length=100, blank=True)
+    name = models.CharField(_("name"), max_length=255)
+    article = models.CharField(_("article"), max_length=100, blank=True)
+    manufacturer = models.CharField(_("manufacturer"), max_length=255, blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OfferQuerySet(models.QuerySet):
+    def for_site(self, site_id: int) -> "OfferQuerySet":
+        return self.filter(product__site_id=site_id, is_active=True)
+
+
+class Offer(models.Model):
+    """The sellable unit (SKU) that an order line points at."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="offers")
+    external_id = models.CharField(max_length=100, blank=True)
+    sku = models.CharField(_("SKU"), max_length=100)
+    name = models.CharField(_("name"), max_length=255)
+    article = models.CharField(_("article"), max_length=100, blank=True)
+    price = models.DecimalField(_("price"), max_digits=14, decimal_places=2, validators=[MinValueValidator(0)])
+    purchase_price = models.DecimalField(
+        _("purchase price"), max_digits=14, decimal_places=2, default=0, validators=[MinValueValidator(0)]
+    )
+    weight = models.PositiveIntegerField(_("weight, g"), default=0)
+    is_active = models.BooleanField(default=True)
+
+    objects = OfferQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["sku"], name="offer_sku_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.sku})"

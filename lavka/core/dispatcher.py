@@ -1,0 +1,100 @@
+"""Runs outbox events through their receivers: at least once per event, exactly once per receiver.
+
+Claiming: a batch of pending rows whose lease is free gets this worker's name and a lease, in one
+transaction (SKIP LOCKED on PostgreSQL; on SQLite the IMMEDIATE transaction serialises claimers and the
+compare-and-set on the lease does the rest). A worker killed mid-batch leaves rows whose lease expires,
+and another worker re-claims them. Each receiver runs in its own transaction together with the insert of
+its unique ReceiverDelivery row, so a re-delivered event never runs a receiver twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from lavka.core.events import receivers_for
+from lavka.core.models import OutboxEvent, ReceiverDelivery
+
+log = logging.getLogger(__name__)
+_local = threading.local()
+
+
+def new_worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def current_worker() -> str:
+    return getattr(_local, "worker", "")
+
+
+def claim(worker: str, limit: int | None = None, lease_seconds: int | None = None) -> list[OutboxEvent]:
+    limit = limit or settings.LAVKA_OUTBOX_BATCH
+    lease = timedelta(seconds=lease_seconds or settings.LAVKA_OUTBOX_LEASE_SECONDS)
+    now = timezone.now()
+    free = Q(processed_at__isnull=True) & (Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+    with transaction.atomic():
+        pending = OutboxEvent.objects.filter(free).order_by("id")
+        if connection.features.has_select_for_update_skip_locked:
+            pending = pending.select_for_update(skip_locked=True)
+        ids = list(pending.values_list("id", flat=True)[:limit])
+        if not ids:
+            return []
+        OutboxEvent.objects.filter(free, id__in=ids).update(claimed_by=worker, lease_until=now + lease)
+    return list(OutboxEvent.objects.filter(id__in=ids, claimed_by=worker, lease_until=now + lease))
+
+
+def process(event: OutboxEvent, worker: str) -> bool:
+    """Run every receiver that has not yet handled `event`. True when all are done."""
+    _local.worker = worker
+    failed = None
+    for name, fn in receivers_for(event.type).items():
+        try:
+            with transaction.atomic():
+                ReceiverDelivery.objects.create(event=event, receiver=name, worker=worker)
+                fn(event)
+        except IntegrityError:
+            # Another worker (or an earlier life of this one) already committed this receiver.
+            if not ReceiverDelivery.objects.filter(event=event, receiver=name).exists():
+                failed = f"{name}: integrity error"
+                log.exception("receiver %s failed on %s", name, event)
+        except Exception as exc:  # a receiver's bug must not stop the others or the worker
+            failed = f"{name}: {exc!r}"
+            log.exception("receiver %s failed on %s", name, event)
+    now = timezone.now()
+    if failed:
+        backoff = min(3600, 2 ** min(event.attempts, 12))
+        OutboxEvent.objects.filter(pk=event.pk, claimed_by=worker).update(
+            attempts=event.attempts + 1, last_error=failed[:2000], lease_until=now + timedelta(seconds=backoff)
+        )
+        return False
+    OutboxEvent.objects.filter(pk=event.pk).update(processed_at=now, lease_until=None)
+    return True
+
+
+def dispatch_once(worker: str, limit: int | None = None) -> int:
+    """Claim and process one batch; return how many events were claimed."""
+    batch = claim(worker, limit)
+    for event in batch:
+        process(event, worker)
+    return len(batch)
+
+
+def drain(worker: str | None = None, max_rounds: int = 1000) -> int:
+    """Process everything pending now (tests and the CLI use it)."""
+    worker = worker or new_worker_name()
+    total = 0
+    for _ in range(max_rounds):
+        claimed = dispatch_once(worker)
+        if not claimed:
+            break
+        total += claimed
+    return total

@@ -1,0 +1,72 @@
+"""Domain events and the transactional outbox (DESIGN.md §6).
+
+An action calls `emit(...)` inside its transaction; the event becomes an outbox row that commits or
+rolls back with the change. Receivers are registered per event type and run by the dispatcher.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from django.db import transaction
+
+from lavka.core.actor import Actor
+from lavka.core.history import plain
+from lavka.core.models import OutboxEvent
+
+# Set after a commit that wrote events, so an in-process worker wakes up at once (it also polls).
+nudge = threading.Event()
+
+Receiver = Callable[[OutboxEvent], None]
+_receivers: dict[str, dict[str, Receiver]] = defaultdict(dict)
+ANY = "*"
+
+
+@dataclasses.dataclass(frozen=True)
+class DomainEvent:
+    type: ClassVar[str] = ""
+
+
+def emit(event: DomainEvent, *, actor: Actor, depth: int = 0) -> OutboxEvent:
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("events are emitted inside the action's transaction")
+    row = OutboxEvent.objects.create(
+        type=event.type, payload=plain(dataclasses.asdict(event)), actor=plain(actor.as_dict()), depth=depth
+    )
+    transaction.on_commit(nudge.set)
+    return row
+
+
+def receiver(*event_types: str, name: str | None = None) -> Callable[[Receiver], Receiver]:
+    """Register a function as a receiver of these event types ("*" for all)."""
+
+    def register(fn: Receiver) -> Receiver:
+        receiver_name = name or f"{fn.__module__}.{fn.__qualname__}"
+        for event_type in event_types:
+            _receivers[event_type][receiver_name] = fn
+        return fn
+
+    return register
+
+
+def unregister(receiver_name: str) -> None:
+    for by_name in _receivers.values():
+        by_name.pop(receiver_name, None)
+
+
+def receivers_for(event_type: str) -> dict[str, Receiver]:
+    found = dict(_receivers.get(ANY, {}))
+    found.update(_receivers.get(event_type, {}))
+    return found
+
+
+def registered() -> dict[str, list[str]]:
+    return {event_type: sorted(by_name) for event_type, by_name in _receivers.items() if by_name}
+
+
+def payload_of(event: OutboxEvent) -> dict[str, Any]:
+    return event.payload

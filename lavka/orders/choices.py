@@ -1,0 +1,70 @@
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Group:
+    """Status groups (retailCRM codes). Orders in CLOSED groups need no responsible manager."""
+
+    NEW = "new"
+    APPROVAL = "approval"
+    ASSEMBLING = "assembling"
+    DELIVERY = "delivery"
+    COMPLETE = "complete"
+    CANCEL = "cancel"
+    COMPLAINT = "complaint"
+    CLOSED = (COMPLETE, CANCEL)
+
+
+class ComplaintReason(models.TextChoices):
+    DEFECT = "defect", _("defect")
+    DELAY = "delay", _("delay")
+    COURIER = "courier", _("courier")
+    WRONG_ITEM = "wrong-item", _("wrong item")
+    SUPPLIER = "supplier", _("supplier")
+    OTHER = "other", _("other")
+
+
+# Order fields whose changes go to history, by attribute → retailCRM history field name.
+TRACKED_FIELDS = {
+    "order_type_id": "order_type",
+    "order_method_id": "order_method",
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "patronymic": "patronymic",
+    "phone": "phone",
+    "additional_phone": "additional_phone",
+    "email": "email",
+    "customer_id": "customer",
+    "external_id": "external_id",
+    "customer_comment": "customer_comment",
+    "manager_comment": "manager_comment",
+    "delivery_type_id": "delivery_type",
+    "delivery_cost": "delivery_cost",
+    "delivery_date": "delivery_date",
+    "delivery_time_from": "delivery_time.from",
+    "delivery_time_to": "delivery_time.to",
+    "delivery_address": "delivery_address",
+    "discount_manual_amount": "discount_manual_amount",
+    "discount_manual_percent": "discount_manual_percent",
+    "source": "source.source",
+    "medium": "source.medium",
+    "campaign": "source.campaign",
+    "keyword": "source.keyword",
+    "content": "source.content",
+    "custom_fields": "custom_fields",
+    "created_at": "created_at",
+}
+ITEM_TRACKED_FIELDS = {
+    "quantity": "order_product.quantity",
+    "initial_price": "order_product.initial_price",
+    "discount_manual_amount": "order_product.discount_manual_amount",
+    "discount_manual_percent": "order_product.discount_manual_percent",
+    "comment": "order_product.comment",
+}
+PAYMENT_TRACKED_FIELDS = {
+    "type_id": "payments.type",
+    "status_id": "payments.status",
+    "amount": "payments.amount",
+    "paid_at": "payments.paid_at",
+    "comment": "payments.comment",
+}

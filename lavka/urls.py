@@ -1,0 +1,17 @@
+from django.http import HttpResponse
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+
+def healthz(request):
+    return HttpResponse("ok", content_type="text/plain")
+
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="orders:my_work", permanent=False)),
+    path("healthz", healthz),
+    path("accounts/", include("lavka.accounts.urls")),
+    path("orders/", include("lavka.orders.urls")),
+    path("customers/", include("lavka.customers.urls")),
+    path("settings/", include("lavka.core.urls")),
+]

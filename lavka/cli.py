@@ -1,0 +1,149 @@
+"""The `lavka` command: demo, serve, worker, migrate, user, audit."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+
+def _setup() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lavka.settings")
+    import django
+
+    django.setup()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=1 if args.verbose else 0)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from django.db import connection
+
+    from lavka.core.server import serve
+
+    if connection.vendor == "sqlite":
+        # The embedded store keeps its schema current by itself.
+        cmd_migrate(argparse.Namespace(verbose=False))
+    return serve(args.host, args.port, with_worker=not args.no_worker, threads=args.threads)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from lavka.core.worker import Worker
+
+    worker = Worker(name=args.name or None)
+    signal.signal(signal.SIGTERM, worker.stop)
+    signal.signal(signal.SIGINT, worker.stop)
+    worker.run()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from lavka.demo import DEMO_PASSWORD, build_demo
+
+    cmd_migrate(argparse.Namespace(verbose=False))
+    summary = build_demo(seed=args.seed, customers=args.customers, orders=args.orders, out=sys.stdout)
+    url = f"http://{args.host}:{args.port}/"
+    print(f"\nLavka demo store: {url}")
+    print(f"Logins (password for all: {DEMO_PASSWORD}):")
+    for username, role in summary.logins:
+        print(f"  {username:<12} {role}")
+    sys.stdout.flush()
+    if args.no_serve:
+        return 0
+    return cmd_serve(argparse.Namespace(host=args.host, port=args.port, no_worker=False, threads=8))
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    from django.core.exceptions import ValidationError
+
+    from lavka.accounts.actions import UnknownSite, create_user
+    from lavka.core.actor import Actor
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else ""
+    if not password:
+        print("error: give the password on standard input with --password-stdin", file=sys.stderr)
+        return 2
+    try:
+        user = create_user(args.username, role=args.role, password=password, actor=Actor.system("cli"),
+                           site_codes=args.site or [], language=args.language)
+    except UnknownSite as exc:
+        print(f"error: unknown site: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print("error: " + "; ".join(exc.messages), file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"created {user.role} {user.username} (id {user.pk})")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from lavka.core.history import verify_chain
+
+    checked, problem = verify_chain()
+    if problem:
+        print(f"FAILED after {checked} good records: {problem}", file=sys.stderr)
+        return 1
+    print(f"ok: {checked} history records, chain intact")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lavka", description="Lavka: CRM and order desk for online stores")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="create a demo store and serve it")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--customers", type=int, default=2000)
+    demo.add_argument("--orders", type=int, default=10000)
+    demo.add_argument("--no-serve", action="store_true")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    demo.set_defaults(func=cmd_demo)
+
+    serve = sub.add_parser("serve", help="run the web server (and a worker, unless --no-worker)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.add_argument("--no-worker", action="store_true")
+    serve.add_argument("--threads", type=int, default=8)
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run a background worker")
+    worker.add_argument("--name", default="")
+    worker.set_defaults(func=cmd_worker)
+
+    migrate = sub.add_parser("migrate", help="create or update the database schema")
+    migrate.add_argument("--verbose", action="store_true")
+    migrate.set_defaults(func=cmd_migrate)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)
+    create = user.add_parser("create", help="create a user")
+    create.add_argument("--username", required=True)
+    create.add_argument("--role", required=True, choices=["admin", "supervisor", "manager", "operator"])
+    create.add_argument("--site", action="append", help="a site code (repeat for several)")
+    create.add_argument("--language", default="ru", choices=["ru", "en"])
+    create.add_argument("--password-stdin", action="store_true")
+    create.set_defaults(func=cmd_user_create)
+
+    audit = sub.add_parser("audit", help="check the history").add_subparsers(dest="audit_command", required=True)
+    verify = audit.add_parser("verify", help="verify the history hash chain")
+    verify.set_defaults(func=cmd_audit_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup()
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

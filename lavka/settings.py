@@ -133,6 +133,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise expects it even when serving from finders
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Served from the installed packages straight away; no collectstatic step for the embedded server.
 WHITENOISE_USE_FINDERS = True

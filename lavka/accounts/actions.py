@@ -3,9 +3,11 @@
 from collections.abc import Iterable
 
 from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
-from lavka.accounts.models import User
+from lavka.accounts.models import SavedFilter, Team, User
 from lavka.core.actor import Actor
 from lavka.core.models import Site
 
@@ -42,8 +44,13 @@ def create_user(
     if User.objects.filter(username__iexact=username).exists():
         raise ValueError(f"user {username!r} exists")
     user = User(
-        username=username, role=role, first_name=first_name, last_name=last_name, email=email,
-        language=language, is_staff=role == User.Roles.ADMIN,
+        username=username,
+        role=role,
+        first_name=first_name,
+        last_name=last_name,
+        email=email,
+        language=language,
+        is_staff=role == User.Roles.ADMIN,
     )
     if check_password:
         validate_password(password, user)
@@ -73,3 +80,39 @@ def set_presence(user: User, presence: str, *, actor: Actor) -> User:
     User.objects.filter(pk=user.pk).update(presence=presence)
     user.presence = presence
     return user
+
+
+@transaction.atomic
+def set_password(user: User, password: str, *, actor: Actor) -> User:
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from exc
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    return user
+
+
+@transaction.atomic
+def save_team(team: Team | None, *, name: str, supervisor: User | None, actor: Actor) -> Team:
+    team = team or Team()
+    team.name, team.supervisor = name.strip(), supervisor
+    team.full_clean()
+    team.save()
+    return team
+
+
+@transaction.atomic
+def save_filter(user: User, page: str, name: str, query: str, *, actor: Actor) -> SavedFilter:
+    """Keep a list's query string under a name; the same name again replaces it."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": _("This field is required.")})
+    saved, _created = SavedFilter.objects.update_or_create(
+        user=user, page=page, name=name[:100], defaults={"query": query[:2000]}
+    )
+    return saved
+
+
+def delete_filter(saved: SavedFilter, *, actor: Actor) -> None:
+    saved.delete()

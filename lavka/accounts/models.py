@@ -39,13 +39,16 @@ class User(AbstractUser):
     patronymic = models.CharField(_("patronymic"), max_length=150, blank=True)
     sites = models.ManyToManyField(Site, blank=True, related_name="users", verbose_name=_("sites"))
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="members")
-    presence = models.CharField(_("presence"), max_length=16, choices=Presence.choices, default=Presence.WORKING)
+    presence = models.CharField(
+        _("presence"), max_length=16, choices=Presence.choices, default=Presence.WORKING
+    )
     # {"mon": ["09:00", "18:00"], …}; a missing day is a day off.
     working_hours = models.JSONField(_("working hours"), default=dict, blank=True)
     phone_extension = models.CharField(_("phone extension"), max_length=16, blank=True)
     phone = models.CharField(_("phone"), max_length=32, blank=True)
-    language = models.CharField(_("language"), max_length=8, choices=[("ru", "Русский"), ("en", "English")],
-                                default="ru")
+    language = models.CharField(
+        _("language"), max_length=8, choices=[("ru", "Русский"), ("en", "English")], default="ru"
+    )
 
     class Meta:
         ordering = ["last_name", "first_name", "username"]
@@ -56,3 +59,21 @@ class User(AbstractUser):
     @cached_property
     def site_ids(self) -> list[int]:
         return list(self.sites.values_list("id", flat=True))
+
+
+class SavedFilter(models.Model):
+    """A list filter a user keeps under a name: the list's query string, replayed as a link."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="saved_filters")
+    page = models.CharField(_("page"), max_length=32)  # "orders", "customers" …
+    name = models.CharField(_("name"), max_length=100)
+    query = models.CharField(_("query"), max_length=2000)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "page", "name"], name="saved_filter_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -9,7 +9,9 @@ from lavka.core.models import Site
 
 class Category(models.Model):
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="categories")
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
     external_id = models.CharField(max_length=100, blank=True)
     name = models.CharField(_("name"), max_length=255)
 
@@ -23,7 +25,9 @@ class Category(models.Model):
 
 class Product(models.Model):
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="products")
-    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="products")
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="products"
+    )
     external_id = models.CharField(max_length=100, blank=True)
     name = models.CharField(_("name"), max_length=255)
     article = models.CharField(_("article"), max_length=100, blank=True)
@@ -50,7 +54,9 @@ class Offer(models.Model):
     sku = models.CharField(_("SKU"), max_length=100)
     name = models.CharField(_("name"), max_length=255)
     article = models.CharField(_("article"), max_length=100, blank=True)
-    price = models.DecimalField(_("price"), max_digits=14, decimal_places=2, validators=[MinValueValidator(0)])
+    price = models.DecimalField(
+        _("price"), max_digits=14, decimal_places=2, validators=[MinValueValidator(0)]
+    )
     purchase_price = models.DecimalField(
         _("purchase price"), max_digits=14, decimal_places=2, default=0, validators=[MinValueValidator(0)]
     )

@@ -138,8 +138,13 @@ def snapshot(instance: Any, fields: dict[str, str]) -> dict[str, Any]:
     return {name: plain(getattr(instance, attr)) for attr, name in fields.items()}
 
 
-def diff(entity: str, entity_id: int, before: dict[str, Any], after: dict[str, Any],
-         context: dict[str, Any] | None = None) -> list[Change]:
+def diff(
+    entity: str,
+    entity_id: int,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    context: dict[str, Any] | None = None,
+) -> list[Change]:
     return [
         Change(entity, entity_id, name, before.get(name), after.get(name), context=dict(context or {}))
         for name in after

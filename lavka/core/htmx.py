@@ -6,8 +6,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 
-def render_page(request: HttpRequest, template: str, context: dict[str, Any], *, partial: str | None = None,
-                status: int = 200) -> HttpResponse:
+def render_page(
+    request: HttpRequest,
+    template: str,
+    context: dict[str, Any],
+    *,
+    partial: str | None = None,
+    status: int = 200,
+) -> HttpResponse:
     """Render `template`; for an htmx request that targets a fragment, render `partial` instead."""
     htmx = getattr(request, "htmx", None)
     if partial and htmx and not htmx.boosted and htmx.target:

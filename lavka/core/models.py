@@ -150,9 +150,7 @@ class ReceiverDelivery(models.Model):
     worker = models.CharField(max_length=64, blank=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["event", "receiver"], name="receiver_delivery_once")
-        ]
+        constraints = [models.UniqueConstraint(fields=["event", "receiver"], name="receiver_delivery_once")]
 
 
 class EventTrace(models.Model):
@@ -179,5 +177,7 @@ class Job(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["run_after"], name="job_pending_idx", condition=models.Q(done_at__isnull=True))
+            models.Index(
+                fields=["run_after"], name="job_pending_idx", condition=models.Q(done_at__isnull=True)
+            )
         ]

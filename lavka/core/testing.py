@@ -42,8 +42,15 @@ def make_shop() -> Shop:
     system = Actor.system("tests")
 
     def user(username: str, role: str, sites: list[str]) -> User:
-        return create_user(username, role=role, password=PASSWORD, actor=system, site_codes=sites,
-                           first_name=username.title(), language="en")
+        return create_user(
+            username,
+            role=role,
+            password=PASSWORD,
+            actor=system,
+            site_codes=sites,
+            first_name=username.title(),
+            language="en",
+        )
 
     category = Category.objects.create(site=site, name="Чай")
     tea_product = Product.objects.create(site=site, category=category, name="Пуэр")
@@ -58,9 +65,23 @@ def make_shop() -> Shop:
         bob=user("bob", "manager", ["shop"]),
         operator=user("oleg", "operator", ["shop"]),
         outsider=user("otto", "manager", ["other"]),
-        tea=Offer.objects.create(product=tea_product, sku="PU-100", name="Пуэр 100 г", price=Decimal("450.00"),
-                                 purchase_price=Decimal("200.00"), weight=100),
-        cup=Offer.objects.create(product=cup_product, sku="CUP-1", name="Чашка", price=Decimal("333.33"),
-                                 purchase_price=Decimal("100.00"), weight=300),
-        foreign_offer=Offer.objects.create(product=other_product, sku="CF-1", name="Кофе", price=Decimal("500")),
+        tea=Offer.objects.create(
+            product=tea_product,
+            sku="PU-100",
+            name="Пуэр 100 г",
+            price=Decimal("450.00"),
+            purchase_price=Decimal("200.00"),
+            weight=100,
+        ),
+        cup=Offer.objects.create(
+            product=cup_product,
+            sku="CUP-1",
+            name="Чашка",
+            price=Decimal("333.33"),
+            purchase_price=Decimal("100.00"),
+            weight=300,
+        ),
+        foreign_offer=Offer.objects.create(
+            product=other_product, sku="CF-1", name="Кофе", price=Decimal("500")
+        ),
     )

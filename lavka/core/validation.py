@@ -33,8 +33,14 @@ def clean_email(value: str, field: str = "email") -> str:
     return f"{local}@{domain.lower()}"
 
 
-def clean_decimal(value: Any, field: str, *, minimum: Decimal | None = Decimal(0),
-                  maximum: Decimal = Decimal("999999999999"), places: int = 2) -> Decimal:
+def clean_decimal(
+    value: Any,
+    field: str,
+    *,
+    minimum: Decimal | None = Decimal(0),
+    maximum: Decimal = Decimal("999999999999"),
+    places: int = 2,
+) -> Decimal:
     try:
         number = value if isinstance(value, Decimal) else Decimal(str(value).strip().replace(",", "."))
     except (InvalidOperation, ValueError) as exc:
@@ -66,7 +72,9 @@ def clean_custom_fields(site: Site, entity: str, values: dict[str, Any] | None) 
         try:
             cleaned[code] = _convert(definition.type, raw)
         except (ValueError, TypeError, InvalidOperation) as exc:
-            raise ValidationError({key: _("Invalid value for %(name)s.") % {"name": definition.name}}) from exc
+            raise ValidationError(
+                {key: _("Invalid value for %(name)s.") % {"name": definition.name}}
+            ) from exc
     for code, definition in defined.items():
         if definition.required and code not in cleaned:
             raise ValidationError({f"custom_{code}": _("This field is required.")})

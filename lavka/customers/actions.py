@@ -26,8 +26,16 @@ from lavka.customers.models import Consent, Customer, CustomerAddress, CustomerN
 
 ENTITY = "customer"
 ADDRESS_FIELDS = ("index", "region", "city", "street", "building", "flat", "notes", "text")
-TEXT_LIMITS = {"first_name": 150, "last_name": 150, "patronymic": 150, "source": 255, "medium": 255,
-               "campaign": 255, "keyword": 255, "content": 255}
+TEXT_LIMITS = {
+    "first_name": 150,
+    "last_name": 150,
+    "patronymic": 150,
+    "source": 255,
+    "medium": 255,
+    "campaign": 255,
+    "keyword": 255,
+    "content": 255,
+}
 
 
 @dataclass
@@ -120,12 +128,15 @@ def _clean_phones(site: Site, phones: Iterable[str]) -> list[str]:
 
 
 def _clean_address(address: dict[str, str]) -> dict[str, str]:
-    return {key: clean_text(address.get(key, ""), f"address.{key}", 1000 if key == "text" else 255)
-            for key in ADDRESS_FIELDS}
+    return {
+        key: clean_text(address.get(key, ""), f"address.{key}", 1000 if key == "text" else 255)
+        for key in ADDRESS_FIELDS
+    }
 
 
-def find_duplicates(site: Site, *, phones: Iterable[str] = (), email: str = "",
-                    exclude_id: int | None = None) -> list[Customer]:
+def find_duplicates(
+    site: Site, *, phones: Iterable[str] = (), email: str = "", exclude_id: int | None = None
+) -> list[Customer]:
     """Customers of the site with one of these phones (any format) or this e-mail."""
     numbers = []
     for raw in phones:
@@ -151,8 +162,9 @@ def find_duplicates(site: Site, *, phones: Iterable[str] = (), email: str = "",
 
 
 @transaction.atomic
-def create_customer(site: Site, data: CustomerData, *, actor: Actor,
-                    created_at: datetime.datetime | None = None) -> Customer:
+def create_customer(
+    site: Site, data: CustomerData, *, actor: Actor, created_at: datetime.datetime | None = None
+) -> Customer:
     values = _clean(site, data)
     phones = _clean_phones(site, data.phones or [])
     address = _clean_address(data.address) if data.address else None
@@ -167,11 +179,15 @@ def create_customer(site: Site, data: CustomerData, *, actor: Actor,
         CustomerAddress.objects.create(customer=customer, is_main=True, **address)
     if data.tags:
         customer.tags.set(_tags(data.tags))
-    changes = [Change(ENTITY, customer.pk, "id", None, customer.pk, created=True,
-                      context={"site": site.code})]
+    changes = [
+        Change(ENTITY, customer.pk, "id", None, customer.pk, created=True, context={"site": site.code})
+    ]
     after = history.snapshot(customer, TRACKED_FIELDS)
-    changes += [Change(ENTITY, customer.pk, name, None, value, created=True)
-                for name, value in after.items() if value not in (None, "", False, {})]
+    changes += [
+        Change(ENTITY, customer.pk, name, None, value, created=True)
+        for name, value in after.items()
+        if value not in (None, "", False, {})
+    ]
     if phones:
         changes.append(Change(ENTITY, customer.pk, "phones", None, phones, created=True))
     if address and any(address.values()):
@@ -203,11 +219,21 @@ def _set_consents(customer: Customer, consents: dict[tuple[str, str], bool], sou
         if current is not None and current.granted == bool(granted):
             continue
         Consent.objects.update_or_create(
-            customer=customer, channel=channel, purpose=purpose,
+            customer=customer,
+            channel=channel,
+            purpose=purpose,
             defaults={"granted": bool(granted), "changed_at": now, "source": source[:100]},
         )
-        changes.append(Change(ENTITY, customer.pk, f"consent.{channel}.{purpose}",
-                              current.granted if current else None, bool(granted), context={"source": source}))
+        changes.append(
+            Change(
+                ENTITY,
+                customer.pk,
+                f"consent.{channel}.{purpose}",
+                current.granted if current else None,
+                bool(granted),
+                context={"source": source},
+            )
+        )
     return changes
 
 
@@ -216,9 +242,12 @@ def update_customer(customer: Customer, data: CustomerData, *, actor: Actor) -> 
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     site = customer.site
     values = _clean(site, data)
-    if values.get("external_id") and Customer.objects.filter(
-        site=site, external_id=values["external_id"]
-    ).exclude(pk=customer.pk).exists():
+    if (
+        values.get("external_id")
+        and Customer.objects.filter(site=site, external_id=values["external_id"])
+        .exclude(pk=customer.pk)
+        .exists()
+    ):
         raise ValidationError({"external_id": _("Customer already exists.")})
     before = history.snapshot(customer, TRACKED_FIELDS)
     old_manager_id = customer.manager_id
@@ -257,8 +286,9 @@ def update_customer(customer: Customer, data: CustomerData, *, actor: Actor) -> 
     if changes:
         events.emit(CustomerUpdated(customer.pk, site.code, sorted({c.field for c in changes})), actor=actor)
     if customer.manager_id != old_manager_id:
-        events.emit(CustomerManagerChanged(customer.pk, site.code, old_manager_id, customer.manager_id),
-                    actor=actor)
+        events.emit(
+            CustomerManagerChanged(customer.pk, site.code, old_manager_id, customer.manager_id), actor=actor
+        )
     return customer
 
 
@@ -281,7 +311,9 @@ def merge_customers(survivor: Customer, others: Iterable[Customer], *, actor: Ac
     of every customer merged into it, and both sides get a `merged` record.
     """
     survivor = Customer.objects.select_for_update().get(pk=survivor.pk)
-    others = list(Customer.objects.select_for_update().filter(pk__in=[o.pk for o in others]).exclude(pk=survivor.pk))
+    others = list(
+        Customer.objects.select_for_update().filter(pk__in=[o.pk for o in others]).exclude(pk=survivor.pk)
+    )
     if not others:
         raise ValidationError({"customers": _("Choose at least one other customer to merge.")})
     if any(o.site_id != survivor.site_id for o in others) or any(o.merged_into_id for o in others):
@@ -320,12 +352,16 @@ def merge_customers(survivor: Customer, others: Iterable[Customer], *, actor: Ac
 def refresh_stats(customer_id: int) -> None:
     """Recompute the derived order figures (a receiver of order events calls this)."""
     Order = apps.get_model("orders", "Order")
-    figures = Order.objects.filter(customer_id=customer_id).counted().aggregate(
-        n=Count("id"), total=Sum("total_summ"), first=Min("created_at"), last=Max("created_at")
+    figures = (
+        Order.objects.filter(customer_id=customer_id)
+        .counted()
+        .aggregate(n=Count("id"), total=Sum("total_summ"), first=Min("created_at"), last=Max("created_at"))
     )
     Customer.objects.filter(pk=customer_id).update(
-        orders_count=figures["n"] or 0, total_summ=figures["total"] or 0,
-        first_order_at=figures["first"], last_order_at=figures["last"],
+        orders_count=figures["n"] or 0,
+        total_summ=figures["total"] or 0,
+        first_order_at=figures["first"],
+        last_order_at=figures["last"],
     )
 
 

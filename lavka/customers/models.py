@@ -28,8 +28,12 @@ class Customer(models.Model):
     birthday = models.DateField(_("birthday"), null=True, blank=True)
     sex = models.CharField(_("sex"), max_length=8, choices=Sex.choices, blank=True)
     manager = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-        related_name="customers", verbose_name=_("responsible manager"),
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="customers",
+        verbose_name=_("responsible manager"),
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -61,7 +65,8 @@ class Customer(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["site", "external_id"], name="customer_external_id_unique",
+                fields=["site", "external_id"],
+                name="customer_external_id_unique",
                 condition=models.Q(external_id__isnull=False),
             )
         ]
@@ -111,13 +116,17 @@ class CustomerAddress(models.Model):
         ordering = ["-is_main", "id"]
 
     def __str__(self) -> str:
-        return self.text or ", ".join(p for p in (self.index, self.city, self.street, self.building, self.flat) if p)
+        return self.text or ", ".join(
+            p for p in (self.index, self.city, self.street, self.building, self.flat) if p
+        )
 
 
 class CustomerNote(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="notes")
     text = models.TextField(_("note"))
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -16,14 +16,20 @@ from lavka.catalog.models import Offer
 from lavka.core import events, history
 from lavka.core.actor import Actor
 from lavka.core.history import Change
-from lavka.core.money import ZERO, to_money
 from lavka.core.models import CustomField, Site
+from lavka.core.money import ZERO, to_money
 from lavka.core.validation import clean_custom_fields, clean_decimal, clean_email, clean_phone, clean_text
 from lavka.customers import actions as customer_actions
 from lavka.customers.actions import CustomerData, check_manager
 from lavka.customers.models import Customer
 from lavka.orders import totals
-from lavka.orders.choices import ITEM_TRACKED_FIELDS, PAYMENT_TRACKED_FIELDS, TRACKED_FIELDS, ComplaintReason, Group
+from lavka.orders.choices import (
+    ITEM_TRACKED_FIELDS,
+    PAYMENT_TRACKED_FIELDS,
+    TRACKED_FIELDS,
+    ComplaintReason,
+    Group,
+)
 from lavka.orders.events import (
     OrderCreated,
     OrderManagerChanged,
@@ -48,9 +54,17 @@ from lavka.orders.models import (
 
 ENTITY = "order"
 TEXT_LIMITS = {
-    "first_name": 150, "last_name": 150, "patronymic": 150, "delivery_address": 1000,
-    "customer_comment": 5000, "manager_comment": 5000, "source": 255, "medium": 255, "campaign": 255,
-    "keyword": 255, "content": 255,
+    "first_name": 150,
+    "last_name": 150,
+    "patronymic": 150,
+    "delivery_address": 1000,
+    "customer_comment": 5000,
+    "manager_comment": 5000,
+    "source": 255,
+    "medium": 255,
+    "campaign": 255,
+    "keyword": 255,
+    "content": 255,
 }
 MAX_ITEMS = 200
 
@@ -182,7 +196,9 @@ def _clean_fields(site: Site, data: OrderData) -> dict[str, Any]:
     if data.delivery_time_to is not None:
         values["delivery_time_to"] = _parse_time(data.delivery_time_to, "delivery_time_to")
     if data.discount_manual_amount is not None:
-        values["discount_manual_amount"] = clean_decimal(data.discount_manual_amount or 0, "discount_manual_amount")
+        values["discount_manual_amount"] = clean_decimal(
+            data.discount_manual_amount or 0, "discount_manual_amount"
+        )
     if data.discount_manual_percent is not None:
         values["discount_manual_percent"] = clean_decimal(
             data.discount_manual_percent or 0, "discount_manual_percent", maximum=Decimal(100)
@@ -216,18 +232,24 @@ def _clean_items(site: Site, items: list[ItemData]) -> list[tuple[ItemData, Offe
         offer = offers.get(offer_id)
         if offer is None or offer.product.site_id != site.pk or not offer.is_active:
             raise ValidationError({f"{prefix}.offer": _("Unknown product.")})
-        quantity = clean_decimal(item.quantity, f"{prefix}.quantity", minimum=Decimal("0.001"),
-                                 maximum=Decimal(100000), places=3)
-        price = clean_decimal(offer.price if item.initial_price in (None, "") else item.initial_price,
-                              f"{prefix}.initial_price")
+        quantity = clean_decimal(
+            item.quantity, f"{prefix}.quantity", minimum=Decimal("0.001"), maximum=Decimal(100000), places=3
+        )
+        price = clean_decimal(
+            offer.price if item.initial_price in (None, "") else item.initial_price, f"{prefix}.initial_price"
+        )
         discount = clean_decimal(item.discount_manual_amount or 0, f"{prefix}.discount_manual_amount")
-        percent = clean_decimal(item.discount_manual_percent or 0, f"{prefix}.discount_manual_percent",
-                                maximum=Decimal(100))
+        percent = clean_decimal(
+            item.discount_manual_percent or 0, f"{prefix}.discount_manual_percent", maximum=Decimal(100)
+        )
         if discount > price:
             raise ValidationError({f"{prefix}.discount_manual_amount": _("The discount exceeds the price.")})
         values = {
-            "quantity": quantity, "initial_price": price, "discount_manual_amount": discount,
-            "discount_manual_percent": percent, "comment": clean_text(item.comment, f"{prefix}.comment", 1000),
+            "quantity": quantity,
+            "initial_price": price,
+            "discount_manual_amount": discount,
+            "discount_manual_percent": percent,
+            "comment": clean_text(item.comment, f"{prefix}.comment", 1000),
         }
         cleaned.append((item, offer, values))
     return cleaned
@@ -241,13 +263,19 @@ def _clean_payment(data: PaymentData, field_prefix: str = "payment") -> dict[str
         "paid_at": data.paid_at,
         "comment": clean_text(data.comment, f"{field_prefix}.comment", 1000),
         "external_id": clean_text(data.external_id, f"{field_prefix}.external_id", 100) or None
-        if data.external_id else None,
+        if data.external_id
+        else None,
     }
 
 
 def _item_history(item: OrderItem) -> dict[str, Any]:
-    return {"id": item.pk, "offer": {"id": item.offer_id}, "name": item.product_name,
-            "quantity": item.quantity, "initial_price": item.initial_price}
+    return {
+        "id": item.pk,
+        "offer": {"id": item.offer_id},
+        "name": item.product_name,
+        "quantity": item.quantity,
+        "initial_price": item.initial_price,
+    }
 
 
 def _apply_item(item: OrderItem, offer: Offer, values: dict[str, Any]) -> None:
@@ -257,15 +285,18 @@ def _apply_item(item: OrderItem, offer: Offer, values: dict[str, Any]) -> None:
     item.purchase_price = offer.purchase_price
     for name, value in values.items():
         setattr(item, name, value)
-    item.summ = totals.line_total(item.initial_price, item.quantity, item.discount_manual_amount,
-                                  item.discount_manual_percent)
+    item.summ = totals.line_total(
+        item.initial_price, item.quantity, item.discount_manual_amount, item.discount_manual_percent
+    )
 
 
 def recalculate(order: Order) -> None:
     """Derive the totals and the paid amount from lines and payments (no history: they are derived)."""
     lines = [(i.summ, to_money(i.purchase_price * i.quantity)) for i in order.items.all()]
     order.summ, order.purchase_summ, order.total_summ = totals.order_totals(
-        lines, delivery_cost=order.delivery_cost, discount_amount=order.discount_manual_amount,
+        lines,
+        delivery_cost=order.delivery_cost,
+        discount_amount=order.discount_manual_amount,
         discount_percent=order.discount_manual_percent,
     )
     paid = sum((p.amount for p in order.payments.select_related("status") if p.status.payment_complete), ZERO)
@@ -301,13 +332,20 @@ def _initial_status(order_type: OrderType, code: str | None) -> Status:
 @transaction.atomic
 def create_order(site: Site, data: OrderData, *, actor: Actor) -> Order:
     values = _clean_fields(site, data)
-    order_type = _ref(OrderType, data.order_type, "order_type",
-                      default="default_for_api" if actor.source == "api" else "default_for_crm")
+    order_type = _ref(
+        OrderType,
+        data.order_type,
+        "order_type",
+        default="default_for_api" if actor.source == "api" else "default_for_crm",
+    )
     values.setdefault("order_method", _ref(OrderMethod, None, "order_method"))
     status = _initial_status(order_type, data.status)
     items = _clean_items(site, data.items or [])
     payments = [_clean_payment(p, f"payments.{i}") for i, p in enumerate(data.payments or [])]
-    if values.get("external_id") and Order.objects.filter(site=site, external_id=values["external_id"]).exists():
+    if (
+        values.get("external_id")
+        and Order.objects.filter(site=site, external_id=values["external_id"]).exists()
+    ):
         raise ValidationError({"external_id": _("Order already exists.")})
     if status.group.code not in (Group.NEW, *Group.CLOSED) and not values.get("manager"):
         raise ValidationError({"manager": _("An order in this status needs a responsible manager.")})
@@ -318,8 +356,9 @@ def create_order(site: Site, data: OrderData, *, actor: Actor) -> Order:
     if customer is None:
         if data.new_customer is None:
             raise ValidationError({"customer": _("Choose a customer or enter a new one.")})
-        customer = customer_actions.create_customer(site, data.new_customer, actor=actor,
-                                                    created_at=values.get("created_at"))
+        customer = customer_actions.create_customer(
+            site, data.new_customer, actor=actor, created_at=values.get("created_at")
+        )
     for name in ("first_name", "last_name", "patronymic", "email"):
         if not values.get(name):
             values[name] = getattr(customer, name)
@@ -327,16 +366,26 @@ def create_order(site: Site, data: OrderData, *, actor: Actor) -> Order:
         values["phone"] = customer.main_phone
 
     number = clean_text(data.number, "number", 64) if data.number else _next_number(site)
-    order = Order(site=site, number=number, order_type=order_type, status=status, created_by=actor.user,
-                  status_updated_at=timezone.now(), customer=customer, from_api=actor.source == "api", **values)
+    order = Order(
+        site=site,
+        number=number,
+        order_type=order_type,
+        status=status,
+        created_by=actor.user,
+        status_updated_at=timezone.now(),
+        customer=customer,
+        from_api=actor.source == "api",
+        **values,
+    )
     order.created_at = order.created_at or timezone.now()
     try:
         with transaction.atomic():
             order.save()
     except IntegrityError as exc:
         # The unique constraints decide under concurrency, not the check above.
-        raise ValidationError({"external_id" if order.external_id else "number": _("Order already exists.")}) \
-            from exc
+        raise ValidationError(
+            {"external_id" if order.external_id else "number": _("Order already exists.")}
+        ) from exc
     for _data, offer, item_values in items:
         item = OrderItem(order=order)
         _apply_item(item, offer, item_values)
@@ -346,31 +395,75 @@ def create_order(site: Site, data: OrderData, *, actor: Actor) -> Order:
     recalculate(order)
     order.save()
 
-    changes = [Change(ENTITY, order.pk, "status", None, {"code": status.code}, created=True,
-                      context={"site": site.code, "number": order.number})]
-    changes += [Change(ENTITY, order.pk, name, None, value, created=True)
-                for name, value in history.snapshot(order, TRACKED_FIELDS).items()
-                if value not in (None, "", {}, "0.00") and name != "created_at"]
+    changes = [
+        Change(
+            ENTITY,
+            order.pk,
+            "status",
+            None,
+            {"code": status.code},
+            created=True,
+            context={"site": site.code, "number": order.number},
+        )
+    ]
+    changes += [
+        Change(ENTITY, order.pk, name, None, value, created=True)
+        for name, value in history.snapshot(order, TRACKED_FIELDS).items()
+        if value not in (None, "", {}, "0.00") and name != "created_at"
+    ]
     if order.manager_id:
         changes.append(Change(ENTITY, order.pk, "manager", None, {"id": order.manager_id}, created=True))
-    changes += [Change(ENTITY, order.pk, "order_product", None, _item_history(item), created=True,
-                       context={"item_id": item.pk}) for item in order.items.all()]
-    changes += [Change(ENTITY, order.pk, "payments", None, _payment_history(p), created=True,
-                       context={"payment_id": p.pk}) for p in order.payments.all()]
+    changes += [
+        Change(
+            ENTITY,
+            order.pk,
+            "order_product",
+            None,
+            _item_history(item),
+            created=True,
+            context={"item_id": item.pk},
+        )
+        for item in order.items.all()
+    ]
+    changes += [
+        Change(
+            ENTITY,
+            order.pk,
+            "payments",
+            None,
+            _payment_history(p),
+            created=True,
+            context={"payment_id": p.pk},
+        )
+        for p in order.payments.all()
+    ]
     history.write(changes, actor)
     events.emit(OrderCreated(order.pk, site.code, customer.pk, status.code, order.manager_id), actor=actor)
     for payment in order.payments.all():
-        events.emit(OrderPaymentAdded(order.pk, site.code, customer.pk, payment.pk, str(payment.amount),
-                                      payment.status.code), actor=actor)
+        events.emit(
+            OrderPaymentAdded(
+                order.pk, site.code, customer.pk, payment.pk, str(payment.amount), payment.status.code
+            ),
+            actor=actor,
+        )
     return order
 
 
 def _payment_history(payment: Payment) -> dict[str, Any]:
-    return {"id": payment.pk, "type": payment.type.code, "status": payment.status.code, "amount": payment.amount}
+    return {
+        "id": payment.pk,
+        "type": payment.type.code,
+        "status": payment.status.code,
+        "amount": payment.amount,
+    }
 
 
 def _locked(order: Order) -> Order:
-    return Order.objects.select_for_update().select_related("site", "status__group", "order_type").get(pk=order.pk)
+    return (
+        Order.objects.select_for_update()
+        .select_related("site", "status__group", "order_type")
+        .get(pk=order.pk)
+    )
 
 
 @transaction.atomic
@@ -385,9 +478,10 @@ def update_order(order: Order, data: OrderData, *, actor: Actor) -> Order:
         if data.customer.site_id != site.pk or data.customer.merged_into_id:
             raise ValidationError({"customer": _("Unknown customer.")})
         values["customer"] = data.customer
-    if values.get("external_id") and Order.objects.filter(
-        site=site, external_id=values["external_id"]
-    ).exclude(pk=order.pk).exists():
+    if (
+        values.get("external_id")
+        and Order.objects.filter(site=site, external_id=values["external_id"]).exclude(pk=order.pk).exists()
+    ):
         raise ValidationError({"external_id": _("Order already exists.")})
     before = history.snapshot(order, TRACKED_FIELDS)
     for name, value in values.items():
@@ -404,8 +498,10 @@ def update_order(order: Order, data: OrderData, *, actor: Actor) -> Order:
             change.new = {"id": change.new} if change.new is not None else None
     history.write(changes, actor)
     if changes:
-        events.emit(OrderUpdated(order.pk, site.code, order.customer_id, sorted({c.field for c in changes})),
-                    actor=actor)
+        events.emit(
+            OrderUpdated(order.pk, site.code, order.customer_id, sorted({c.field for c in changes})),
+            actor=actor,
+        )
     return order
 
 
@@ -421,39 +517,64 @@ def _replace_items(order: Order, cleaned: list[tuple[ItemData, Offer, dict[str, 
             item = OrderItem(order=order)
             _apply_item(item, offer, values)
             item.save()
-            changes.append(Change(ENTITY, order.pk, "order_product", None, _item_history(item),
-                                  context={"item_id": item.pk}))
+            changes.append(
+                Change(
+                    ENTITY, order.pk, "order_product", None, _item_history(item), context={"item_id": item.pk}
+                )
+            )
             continue
         kept.add(item.pk)
         before = history.snapshot(item, ITEM_TRACKED_FIELDS)
         _apply_item(item, offer, values)
         item.save()
-        changes += history.diff(ENTITY, order.pk, before, history.snapshot(item, ITEM_TRACKED_FIELDS),
-                                context={"item_id": item.pk})
+        changes += history.diff(
+            ENTITY,
+            order.pk,
+            before,
+            history.snapshot(item, ITEM_TRACKED_FIELDS),
+            context={"item_id": item.pk},
+        )
     for pk, item in existing.items():
         if pk not in kept:
-            changes.append(Change(ENTITY, order.pk, "order_product", _item_history(item), None,
-                                  context={"item_id": pk, "removed": True}))
+            changes.append(
+                Change(
+                    ENTITY,
+                    order.pk,
+                    "order_product",
+                    _item_history(item),
+                    None,
+                    context={"item_id": pk, "removed": True},
+                )
+            )
             item.delete()
     return changes
 
 
 def allowed_statuses(order: Order) -> list[Status]:
-    ids = StatusTransition.objects.filter(order_type=order.order_type_id, from_status=order.status_id) \
-        .values_list("to_status", flat=True)
+    ids = StatusTransition.objects.filter(
+        order_type=order.order_type_id, from_status=order.status_id
+    ).values_list("to_status", flat=True)
     return list(Status.objects.filter(pk__in=ids, is_active=True).select_related("group"))
 
 
 @transaction.atomic
-def change_status(order: Order, status: str, *, actor: Actor, comment: str = "",
-                  complaint_reason: str = "", complaint_comment: str = "") -> Order:
+def change_status(
+    order: Order,
+    status: str,
+    *,
+    actor: Actor,
+    comment: str = "",
+    complaint_reason: str = "",
+    complaint_comment: str = "",
+) -> Order:
     order = _locked(order)
     new = _ref(Status, status, "status")
     if new.pk == order.status_id:
         return order
     old = order.status
-    if not StatusTransition.objects.filter(order_type=order.order_type_id, from_status=old,
-                                           to_status=new).exists():
+    if not StatusTransition.objects.filter(
+        order_type=order.order_type_id, from_status=old, to_status=new
+    ).exists():
         raise InvalidTransition(
             _("An order of type “%(type)s” cannot move from “%(old)s” to “%(new)s”.")
             % {"type": order.order_type.name, "old": old.name, "new": new.name}
@@ -465,11 +586,15 @@ def change_status(order: Order, status: str, *, actor: Actor, comment: str = "",
         if complaint_reason not in ComplaintReason.values:
             raise ValidationError({"complaint_reason": _("Choose the reason of the complaint.")})
         complaint_comment = clean_text(complaint_comment, "complaint_comment", 5000)
-        changes.append(Change(ENTITY, order.pk, "complaint_reason", order.complaint_reason or None,
-                              complaint_reason))
+        changes.append(
+            Change(ENTITY, order.pk, "complaint_reason", order.complaint_reason or None, complaint_reason)
+        )
         if complaint_comment:
-            changes.append(Change(ENTITY, order.pk, "complaint_comment", order.complaint_comment or None,
-                                  complaint_comment))
+            changes.append(
+                Change(
+                    ENTITY, order.pk, "complaint_comment", order.complaint_comment or None, complaint_comment
+                )
+            )
         order.complaint_reason, order.complaint_comment = complaint_reason, complaint_comment
     comment = clean_text(comment, "comment", 1000)
     if comment:
@@ -477,8 +602,10 @@ def change_status(order: Order, status: str, *, actor: Actor, comment: str = "",
     order.status, order.status_comment, order.status_updated_at = new, comment, timezone.now()
     order.save()
     history.write(changes, actor)
-    events.emit(OrderStatusChanged(order.pk, order.site.code, order.customer_id, old.code, new.code,
-                                   new.group.code), actor=actor)
+    events.emit(
+        OrderStatusChanged(order.pk, order.site.code, order.customer_id, old.code, new.code, new.group.code),
+        actor=actor,
+    )
     return order
 
 
@@ -493,10 +620,24 @@ def assign_manager(order: Order, manager: Any, *, actor: Actor) -> Order:
     old = order.manager_id
     order.manager = manager
     order.save()
-    history.write([Change(ENTITY, order.pk, "manager", {"id": old} if old else None,
-                          {"id": manager.pk} if manager else None)], actor)
-    events.emit(OrderManagerChanged(order.pk, order.site.code, order.customer_id, old,
-                                    manager.pk if manager else None), actor=actor)
+    history.write(
+        [
+            Change(
+                ENTITY,
+                order.pk,
+                "manager",
+                {"id": old} if old else None,
+                {"id": manager.pk} if manager else None,
+            )
+        ],
+        actor,
+    )
+    events.emit(
+        OrderManagerChanged(
+            order.pk, order.site.code, order.customer_id, old, manager.pk if manager else None
+        ),
+        actor=actor,
+    )
     return order
 
 
@@ -506,10 +647,25 @@ def add_payment(order: Order, data: PaymentData, *, actor: Actor) -> Payment:
     payment = Payment.objects.create(order=order, **_clean_payment(data))
     recalculate(order)
     order.save()
-    history.write([Change(ENTITY, order.pk, "payments", None, _payment_history(payment),
-                          context={"payment_id": payment.pk})], actor)
-    events.emit(OrderPaymentAdded(order.pk, order.site.code, order.customer_id, payment.pk,
-                                  str(payment.amount), payment.status.code), actor=actor)
+    history.write(
+        [
+            Change(
+                ENTITY,
+                order.pk,
+                "payments",
+                None,
+                _payment_history(payment),
+                context={"payment_id": payment.pk},
+            )
+        ],
+        actor,
+    )
+    events.emit(
+        OrderPaymentAdded(
+            order.pk, order.site.code, order.customer_id, payment.pk, str(payment.amount), payment.status.code
+        ),
+        actor=actor,
+    )
     return payment
 
 
@@ -523,12 +679,19 @@ def update_payment(payment: Payment, data: PaymentData, *, actor: Actor) -> Paym
     payment.save()
     recalculate(order)
     order.save()
-    changes = history.diff(ENTITY, order.pk, before, history.snapshot(payment, PAYMENT_TRACKED_FIELDS),
-                           context={"payment_id": payment.pk})
+    changes = history.diff(
+        ENTITY,
+        order.pk,
+        before,
+        history.snapshot(payment, PAYMENT_TRACKED_FIELDS),
+        context={"payment_id": payment.pk},
+    )
     history.write(changes, actor)
     if changes:
-        events.emit(OrderUpdated(order.pk, order.site.code, order.customer_id, sorted({c.field for c in changes})),
-                    actor=actor)
+        events.emit(
+            OrderUpdated(order.pk, order.site.code, order.customer_id, sorted({c.field for c in changes})),
+            actor=actor,
+        )
     return payment
 
 
@@ -550,8 +713,17 @@ def merge_orders(target: Order, source: Order, *, actor: Actor) -> Order:
     source.status, source.status_updated_at = cancel, timezone.now()
     target.save()
     source.save()
-    changes = [Change(ENTITY, target.pk, "order_product", None, _item_history(i), context={"item_id": i.pk,
-                      "from_order": source.pk}) for i in moved]
+    changes = [
+        Change(
+            ENTITY,
+            target.pk,
+            "order_product",
+            None,
+            _item_history(i),
+            context={"item_id": i.pk, "from_order": source.pk},
+        )
+        for i in moved
+    ]
     changes += [
         Change(ENTITY, source.pk, "status", {"code": old_status.code}, {"code": cancel.code}),
         Change(ENTITY, source.pk, "combined_to", None, {"id": target.pk, "number": target.number}),

@@ -63,7 +63,9 @@ class StatusTransition(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["order_type", "from_status", "to_status"], name="transition_unique")
+            models.UniqueConstraint(
+                fields=["order_type", "from_status", "to_status"], name="transition_unique"
+            )
         ]
 
 
@@ -111,13 +113,19 @@ class Order(models.Model):
     status_updated_at = models.DateTimeField(null=True, blank=True)
     status_comment = models.CharField(max_length=1000, blank=True)
     manager = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="orders",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="orders",
         verbose_name=_("responsible manager"),
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders", verbose_name=_("customer"))
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="orders", verbose_name=_("customer")
+    )
     # Contact data as given with the order (a snapshot; the customer card may change later).
     first_name = models.CharField(_("first name"), max_length=150, blank=True)
     last_name = models.CharField(_("last name"), max_length=150, blank=True)
@@ -126,8 +134,9 @@ class Order(models.Model):
     additional_phone = models.CharField(_("additional phone"), max_length=20, blank=True)
     email = models.EmailField(_("e-mail"), blank=True)
     # Delivery
-    delivery_type = models.ForeignKey(DeliveryType, null=True, blank=True, on_delete=models.PROTECT,
-                                      verbose_name=_("delivery type"))
+    delivery_type = models.ForeignKey(
+        DeliveryType, null=True, blank=True, on_delete=models.PROTECT, verbose_name=_("delivery type")
+    )
     delivery_cost = models.DecimalField(_("delivery cost"), **MONEY, default=Decimal("0.00"))
     delivery_address = models.CharField(_("delivery address"), max_length=1000, blank=True)
     delivery_date = models.DateField(_("delivery date"), null=True, blank=True)
@@ -136,7 +145,10 @@ class Order(models.Model):
     # Discounts and derived totals (see orders.totals)
     discount_manual_amount = models.DecimalField(_("discount"), **MONEY, default=Decimal("0.00"))
     discount_manual_percent = models.DecimalField(
-        _("discount, %"), max_digits=5, decimal_places=2, default=Decimal("0.00"),
+        _("discount, %"),
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("0.00"),
         validators=[MinValueValidator(0), MaxValueValidator(100)],
     )
     summ = models.DecimalField(_("items total"), **MONEY, default=Decimal("0.00"))
@@ -153,8 +165,9 @@ class Order(models.Model):
     customer_comment = models.TextField(_("customer comment"), blank=True)
     manager_comment = models.TextField(_("manager comment"), blank=True)
     custom_fields = models.JSONField(default=dict, blank=True)
-    complaint_reason = models.CharField(_("complaint reason"), max_length=16, choices=ComplaintReason.choices,
-                                        blank=True)
+    complaint_reason = models.CharField(
+        _("complaint reason"), max_length=16, choices=ComplaintReason.choices, blank=True
+    )
     complaint_comment = models.TextField(_("complaint comment"), blank=True)
     from_api = models.BooleanField(default=False)
     created_at = models.DateTimeField(_("created"))
@@ -167,7 +180,8 @@ class Order(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["site", "number"], name="order_number_unique"),
             models.UniqueConstraint(
-                fields=["site", "external_id"], name="order_external_id_unique",
+                fields=["site", "external_id"],
+                name="order_external_id_unique",
                 condition=models.Q(external_id__isnull=False),
             ),
         ]
@@ -205,8 +219,9 @@ class OrderItem(models.Model):
     initial_price = models.DecimalField(_("price"), **MONEY)
     quantity = models.DecimalField(_("quantity"), max_digits=12, decimal_places=3)
     discount_manual_amount = models.DecimalField(_("discount per unit"), **MONEY, default=Decimal("0.00"))
-    discount_manual_percent = models.DecimalField(_("discount, %"), max_digits=5, decimal_places=2,
-                                                  default=Decimal("0.00"))
+    discount_manual_percent = models.DecimalField(
+        _("discount, %"), max_digits=5, decimal_places=2, default=Decimal("0.00")
+    )
     purchase_price = models.DecimalField(**MONEY, default=Decimal("0.00"))
     summ = models.DecimalField(_("line total"), **MONEY, default=Decimal("0.00"))
     comment = models.CharField(_("comment"), max_length=1000, blank=True)

@@ -11,13 +11,22 @@ def unit_price(initial_price: Decimal, discount_amount: Decimal, discount_percen
     return max(to_money(price), ZERO)
 
 
-def line_total(initial_price: Decimal, quantity: Decimal, discount_amount: Decimal = ZERO,
-               discount_percent: Decimal = ZERO) -> Decimal:
+def line_total(
+    initial_price: Decimal,
+    quantity: Decimal,
+    discount_amount: Decimal = ZERO,
+    discount_percent: Decimal = ZERO,
+) -> Decimal:
     return to_money(unit_price(initial_price, discount_amount, discount_percent) * quantity)
 
 
-def order_totals(lines: Iterable[tuple[Decimal, Decimal]], *, delivery_cost: Decimal,
-                 discount_amount: Decimal, discount_percent: Decimal) -> tuple[Decimal, Decimal, Decimal]:
+def order_totals(
+    lines: Iterable[tuple[Decimal, Decimal]],
+    *,
+    delivery_cost: Decimal,
+    discount_amount: Decimal,
+    discount_percent: Decimal,
+) -> tuple[Decimal, Decimal, Decimal]:
     """(items total, purchase total, order total) from (line total, line purchase total) pairs."""
     summ = ZERO
     purchase = ZERO

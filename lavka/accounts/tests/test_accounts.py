@@ -68,17 +68,41 @@ def test_language_follows_the_user(client, shop):
 
 @pytest.mark.slow
 def test_user_create_command(tmp_path):
-    env = {"LAVKA_VAR_DIR": str(tmp_path), "LAVKA_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-           "PATH": "/usr/bin:/bin"}
+    env = {
+        "LAVKA_VAR_DIR": str(tmp_path),
+        "LAVKA_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "PATH": "/usr/bin:/bin",
+    }
     lavka = [sys.executable, "-m", "lavka.cli"]
     subprocess.run([*lavka, "migrate"], env=env, check=True, timeout=120)
-    made = subprocess.run([*lavka, "user", "create", "--username", "root", "--role", "admin", "--password-stdin"],
-                          input="a-long-passphrase\n", env=env, capture_output=True, text=True, timeout=60)
+    made = subprocess.run(
+        [*lavka, "user", "create", "--username", "root", "--role", "admin", "--password-stdin"],
+        input="a-long-passphrase\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert made.returncode == 0, made.stderr
     assert "created admin root" in made.stdout
     unknown_site = subprocess.run(
-        [*lavka, "user", "create", "--username", "m", "--role", "manager", "--site", "nope", "--password-stdin"],
-        input="a-long-passphrase\n", env=env, capture_output=True, text=True, timeout=60,
+        [
+            *lavka,
+            "user",
+            "create",
+            "--username",
+            "m",
+            "--role",
+            "manager",
+            "--site",
+            "nope",
+            "--password-stdin",
+        ],
+        input="a-long-passphrase\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert unknown_site.returncode == 2 and "unknown site" in unknown_site.stderr
 

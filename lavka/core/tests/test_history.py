@@ -12,7 +12,9 @@ from lavka.customers.actions import CustomerData, create_customer, update_custom
 @pytest.fixture
 def some_history(shop):
     actor = shop.actor(shop.alice)
-    customer = create_customer(shop.site, CustomerData(first_name="Иван", phones=["+79161234567"]), actor=actor)
+    customer = create_customer(
+        shop.site, CustomerData(first_name="Иван", phones=["+79161234567"]), actor=actor
+    )
     for name in ("Пётр", "Павел", "Фёдор"):
         update_customer(customer, CustomerData(first_name=name), actor=actor)
     return list(HistoryRecord.objects.order_by("id"))
@@ -71,8 +73,10 @@ def test_rewriting_a_record_with_a_recomputed_hash_breaks_the_next_link(some_his
 
     victim = some_history[1]
     victim.actor_name = "someone else"
-    _raw("UPDATE core_historyrecord SET actor_name = %s, hash = %s WHERE id = %s",
-         [victim.actor_name, _digest(victim), victim.id])
+    _raw(
+        "UPDATE core_historyrecord SET actor_name = %s, hash = %s WHERE id = %s",
+        [victim.actor_name, _digest(victim), victim.id],
+    )
     _checked, problem = verify_chain()
     assert problem is not None and problem.record_id == some_history[2].id
 
@@ -82,8 +86,11 @@ def test_audit_verify_command_on_a_real_database(tmp_path):
     """`lavka audit verify` passes, then fails naming the record after a raw SQL edit."""
     import sqlite3
 
-    env = {"LAVKA_VAR_DIR": str(tmp_path), "LAVKA_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-           "PATH": "/usr/bin:/bin"}
+    env = {
+        "LAVKA_VAR_DIR": str(tmp_path),
+        "LAVKA_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "PATH": "/usr/bin:/bin",
+    }
     lavka = [sys.executable, "-m", "lavka.cli"]
     subprocess.run([*lavka, "migrate"], env=env, check=True, timeout=120)
     script = (

@@ -9,8 +9,12 @@ from lavka.orders.models import Order
 def order_for(shop, creator, manager=None):
     return create_order(
         shop.site,
-        OrderData(new_customer=CustomerData(first_name=creator.username), items=[ItemData(offer_id=shop.tea.pk)],
-                  manager=manager, manager_set=manager is not None),
+        OrderData(
+            new_customer=CustomerData(first_name=creator.username),
+            items=[ItemData(offer_id=shop.tea.pk)],
+            manager=manager,
+            manager_set=manager is not None,
+        ),
         actor=shop.actor(creator),
     )
 
@@ -41,14 +45,23 @@ def test_inactive_user_sees_nothing(shop):
 
 
 def test_customer_scope(shop):
-    mine = create_customer(shop.site, CustomerData(first_name="Мой", manager=shop.alice, manager_set=True),
-                           actor=shop.actor(shop.alice))
-    bobs = create_customer(shop.site, CustomerData(first_name="Боба", manager=shop.bob, manager_set=True),
-                           actor=shop.actor(shop.bob))
+    mine = create_customer(
+        shop.site,
+        CustomerData(first_name="Мой", manager=shop.alice, manager_set=True),
+        actor=shop.actor(shop.alice),
+    )
+    bobs = create_customer(
+        shop.site,
+        CustomerData(first_name="Боба", manager=shop.bob, manager_set=True),
+        actor=shop.actor(shop.bob),
+    )
     unassigned = create_customer(shop.site, CustomerData(first_name="Ничей"), actor=shop.actor(shop.bob))
     # Alice works an order of Bob's customer: she may open that customer's card.
-    create_order(shop.site, OrderData(customer=bobs, items=[], manager=shop.alice, manager_set=True),
-                 actor=shop.actor(shop.supervisor))
+    create_order(
+        shop.site,
+        OrderData(customer=bobs, items=[], manager=shop.alice, manager_set=True),
+        actor=shop.actor(shop.supervisor),
+    )
 
     def seen(user):
         return set(Customer.objects.visible_to(user).values_list("pk", flat=True))

@@ -17,7 +17,9 @@ def test_phones_are_stored_in_e164(shop):
     assert [p.number for p in customer.phones.all()] == ["+79161234567", "+79267654321"]
 
 
-@pytest.mark.parametrize("other_format", ["+7 916 123 45 67", "89161234567", "(916) 123-45-67", "7-916-1234567"])
+@pytest.mark.parametrize(
+    "other_format", ["+7 916 123 45 67", "89161234567", "(916) 123-45-67", "7-916-1234567"]
+)
 def test_duplicate_found_by_a_differently_formatted_phone(shop, other_format):
     existing = make(shop, first_name="Ольга", phones=["8 (916) 123-45-67"])
     assert actions.find_duplicates(shop.site, phones=[other_format]) == [existing]
@@ -49,12 +51,18 @@ def test_invalid_customer_fields_name_the_field(shop, fields, error_field):
 
 
 def test_consent_keeps_time_and_source_and_history(shop):
-    customer = make(shop, consents={("email", "marketing"): True, ("sms", "service"): True},
-                    consent_source="checkout form")
+    customer = make(
+        shop,
+        consents={("email", "marketing"): True, ("sms", "service"): True},
+        consent_source="checkout form",
+    )
     consent = Consent.objects.get(customer=customer, channel="email", purpose="marketing")
     assert consent.granted and consent.source == "checkout form" and consent.changed_at
-    actions.update_customer(customer, CustomerData(consents={("email", "marketing"): False},
-                                                   consent_source="call"), actor=shop.actor(shop.alice))
+    actions.update_customer(
+        customer,
+        CustomerData(consents={("email", "marketing"): False}, consent_source="call"),
+        actor=shop.actor(shop.alice),
+    )
     consent.refresh_from_db()
     assert not consent.granted and consent.source == "call"
     record = HistoryRecord.objects.filter(field="consent.email.marketing").last()
@@ -64,25 +72,36 @@ def test_consent_keeps_time_and_source_and_history(shop):
 def test_update_writes_field_level_history_and_event(shop):
     customer = make(shop, first_name="Ольга", phones=["+79161234567"])
     actions.update_customer(
-        customer, CustomerData(last_name="Смирнова", phones=["+79161234567", "+79031112233"], tags=["VIP"]),
+        customer,
+        CustomerData(last_name="Смирнова", phones=["+79161234567", "+79031112233"], tags=["VIP"]),
         actor=shop.actor(shop.bob),
     )
-    fields = set(HistoryRecord.objects.filter(entity="customer", created=False).values_list("field", flat=True))
+    fields = set(
+        HistoryRecord.objects.filter(entity="customer", created=False).values_list("field", flat=True)
+    )
     assert fields == {"last_name", "phones", "tags"}
     assert OutboxEvent.objects.filter(type="customers.updated").count() == 1
 
 
 def test_manager_change_emits_event(shop):
     customer = make(shop)
-    actions.update_customer(customer, CustomerData(manager=shop.bob, manager_set=True), actor=shop.actor(shop.alice))
-    assert OutboxEvent.objects.filter(type="customers.manager_changed").get().payload["new_manager_id"] == shop.bob.pk
+    actions.update_customer(
+        customer, CustomerData(manager=shop.bob, manager_set=True), actor=shop.actor(shop.alice)
+    )
+    assert (
+        OutboxEvent.objects.filter(type="customers.manager_changed").get().payload["new_manager_id"]
+        == shop.bob.pk
+    )
 
 
 def test_merge_moves_orders_notes_and_phones_and_records_it(shop):
     survivor = make(shop, first_name="Ольга", phones=["+79161234567"])
     duplicate = make(shop, email="olga@example.ru", phones=["8 903 111 22 33"])
-    order = create_order(shop.site, OrderData(customer=duplicate, items=[ItemData(offer_id=shop.tea.pk)]),
-                         actor=shop.actor(shop.alice))
+    order = create_order(
+        shop.site,
+        OrderData(customer=duplicate, items=[ItemData(offer_id=shop.tea.pk)]),
+        actor=shop.actor(shop.alice),
+    )
     actions.add_note(duplicate, "Просила звонить после 18:00", actor=shop.actor(shop.alice))
     actions.merge_customers(survivor, [duplicate], actor=shop.actor(shop.supervisor))
 
@@ -103,6 +122,8 @@ def test_merge_moves_orders_notes_and_phones_and_records_it(shop):
 
 def test_merge_refuses_another_site(shop):
     survivor = make(shop)
-    stranger = actions.create_customer(shop.other_site, CustomerData(first_name="Чужой"), actor=shop.actor(shop.admin))
+    stranger = actions.create_customer(
+        shop.other_site, CustomerData(first_name="Чужой"), actor=shop.actor(shop.admin)
+    )
     with pytest.raises(ValidationError):
         actions.merge_customers(survivor, [stranger], actor=shop.actor(shop.admin))

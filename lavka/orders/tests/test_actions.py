@@ -74,7 +74,9 @@ def test_invalid_transition_is_refused_with_a_message(shop):
 
 def test_status_change_records_history_and_event(shop):
     order = new_order(shop, manager=shop.alice, manager_set=True)
-    actions.change_status(order, "availability-confirmed", actor=shop.actor(shop.bob), comment="есть на складе")
+    actions.change_status(
+        order, "availability-confirmed", actor=shop.actor(shop.bob), comment="есть на складе"
+    )
     record = HistoryRecord.objects.filter(entity="order", entity_id=order.pk, field="status").last()
     assert (record.old_value, record.new_value) == ({"code": "new"}, {"code": "availability-confirmed"})
     assert record.user_id == shop.bob.pk and record.source == "user"
@@ -122,8 +124,13 @@ def test_complaint_needs_a_reason(shop):
     with pytest.raises(ValidationError) as err:
         actions.change_status(order, "complaint", actor=alice)
     assert "complaint_reason" in err.value.message_dict
-    actions.change_status(order, "complaint", actor=alice, complaint_reason="courier",
-                          complaint_comment="Курьер опоздал на три часа")
+    actions.change_status(
+        order,
+        "complaint",
+        actor=alice,
+        complaint_reason="courier",
+        complaint_comment="Курьер опоздал на три часа",
+    )
     order.refresh_from_db()
     assert (order.complaint_reason, order.status.group.code) == ("courier", "complaint")
 
@@ -149,8 +156,12 @@ def test_bad_lines_are_refused_naming_the_field_and_nothing_is_written(shop, ite
         item.offer_id = shop.tea.pk
     elif item.offer_id == "foreign":
         item.offer_id = shop.foreign_offer.pk
-    counts = (Order.objects.count(), Customer.objects.count(), HistoryRecord.objects.count(),
-              OutboxEvent.objects.count())
+    counts = (
+        Order.objects.count(),
+        Customer.objects.count(),
+        HistoryRecord.objects.count(),
+        OutboxEvent.objects.count(),
+    )
     with pytest.raises(ValidationError) as err:
         actions.create_order(
             shop.site,
@@ -158,8 +169,12 @@ def test_bad_lines_are_refused_naming_the_field_and_nothing_is_written(shop, ite
             actor=shop.actor(shop.alice),
         )
     assert field in err.value.message_dict
-    assert counts == (Order.objects.count(), Customer.objects.count(), HistoryRecord.objects.count(),
-                      OutboxEvent.objects.count())
+    assert counts == (
+        Order.objects.count(),
+        Customer.objects.count(),
+        HistoryRecord.objects.count(),
+        OutboxEvent.objects.count(),
+    )
 
 
 @pytest.mark.parametrize(("phone", "email"), [("12345", ""), ("+7 916", ""), ("", "not-an-email")])
@@ -167,8 +182,10 @@ def test_bad_contacts_are_refused(shop, phone, email):
     with pytest.raises(ValidationError) as err:
         actions.create_order(
             shop.site,
-            OrderData(new_customer=CustomerData(first_name="X", phones=[phone] if phone else [], email=email),
-                      items=[ItemData(offer_id=shop.tea.pk)]),
+            OrderData(
+                new_customer=CustomerData(first_name="X", phones=[phone] if phone else [], email=email),
+                items=[ItemData(offer_id=shop.tea.pk)],
+            ),
             actor=shop.actor(shop.alice),
         )
     assert set(err.value.message_dict) & {"phones", "email"}
@@ -178,8 +195,9 @@ def test_bad_contacts_are_refused(shop, phone, email):
 def test_customer_of_another_site_is_refused(shop):
     customer_of_shop = new_order(shop).customer
     with pytest.raises(ValidationError) as err:
-        actions.create_order(shop.other_site, OrderData(customer=customer_of_shop, items=[]),
-                             actor=shop.actor(shop.admin))
+        actions.create_order(
+            shop.other_site, OrderData(customer=customer_of_shop, items=[]), actor=shop.actor(shop.admin)
+        )
     assert "customer" in err.value.message_dict
 
 
@@ -195,19 +213,29 @@ def test_rolled_back_action_leaves_no_outbox_row(shop):
 
 def test_payments_drive_paid_amount(shop):
     order = new_order(shop)
-    actions.add_payment(order, PaymentData(type="cash", status="invoice", amount="100"), actor=shop.actor(shop.alice))
-    payment = actions.add_payment(order, PaymentData(type="bank-card", status="paid", amount="1000"),
-                                  actor=shop.actor(shop.alice))
+    actions.add_payment(
+        order, PaymentData(type="cash", status="invoice", amount="100"), actor=shop.actor(shop.alice)
+    )
+    payment = actions.add_payment(
+        order, PaymentData(type="bank-card", status="paid", amount="1000"), actor=shop.actor(shop.alice)
+    )
     order.refresh_from_db()
     assert order.prepay_sum == Decimal("1000.00") and order.full_paid_at is None
-    actions.update_payment(payment, PaymentData(type="bank-card", status="paid", amount=str(order.total_summ)),
-                           actor=shop.actor(shop.alice))
+    actions.update_payment(
+        payment,
+        PaymentData(type="bank-card", status="paid", amount=str(order.total_summ)),
+        actor=shop.actor(shop.alice),
+    )
     order.refresh_from_db()
     assert order.prepay_sum == order.total_summ and order.full_paid_at is not None
-    fields = set(HistoryRecord.objects.filter(entity="order", entity_id=order.pk).values_list("field", flat=True))
+    fields = set(
+        HistoryRecord.objects.filter(entity="order", entity_id=order.pk).values_list("field", flat=True)
+    )
     assert {"payments", "payments.amount"} <= fields
     with pytest.raises(ValidationError) as err:
-        actions.add_payment(order, PaymentData(type="cash", status="paid", amount="-3"), actor=shop.actor(shop.alice))
+        actions.add_payment(
+            order, PaymentData(type="cash", status="paid", amount="-3"), actor=shop.actor(shop.alice)
+        )
     assert "payment.amount" in err.value.message_dict
 
 
@@ -216,13 +244,17 @@ def test_editing_lines_records_each_change(shop):
     tea_line, cup_line = order.items.order_by("id")
     actions.update_order(
         order,
-        OrderData(items=[ItemData(id=tea_line.pk, offer_id=shop.tea.pk, quantity=5)], manager_comment="позвонить"),
+        OrderData(
+            items=[ItemData(id=tea_line.pk, offer_id=shop.tea.pk, quantity=5)], manager_comment="позвонить"
+        ),
         actor=shop.actor(shop.alice),
     )
     order.refresh_from_db()
     assert order.summ == Decimal("2250.00")
-    changes = {(r.field, str(r.new_value)) for r in HistoryRecord.objects.filter(entity="order", entity_id=order.pk,
-                                                                                   created=False)}
+    changes = {
+        (r.field, str(r.new_value))
+        for r in HistoryRecord.objects.filter(entity="order", entity_id=order.pk, created=False)
+    }
     assert ("order_product.quantity", "5.000") in changes
     assert ("manager_comment", "позвонить") in changes
     assert any(field == "order_product" and new == "None" for field, new in changes)

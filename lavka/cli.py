@@ -133,8 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--password-stdin", action="store_true")
     create.set_defaults(func=cmd_user_create)
 
-    audit = sub.add_parser("audit", help="check the history").add_subparsers(dest="audit_command", required=True)
-    verify = audit.add_parser("verify", help="verify the history hash chain")
+    audit = sub.add_parser("audit", help="check the history")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser("verify", help="verify the history hash chain")
     verify.set_defaults(func=cmd_audit_verify)
     return parser
 

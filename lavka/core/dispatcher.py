@@ -71,9 +71,9 @@ def process(event: OutboxEvent, worker: str) -> bool:
             log.exception("receiver %s failed on %s", name, event)
     now = timezone.now()
     if failed:
-        backoff = min(3600, 2 ** min(event.attempts, 12))
+        backoff = timedelta(seconds=min(3600, 2 ** min(event.attempts, 12)))
         OutboxEvent.objects.filter(pk=event.pk, claimed_by=worker).update(
-            attempts=event.attempts + 1, last_error=failed[:2000], lease_until=now + timedelta(seconds=backoff)
+            attempts=event.attempts + 1, last_error=failed[:2000], lease_until=now + backoff
         )
         return False
     OutboxEvent.objects.filter(pk=event.pk).update(processed_at=now, lease_until=None)

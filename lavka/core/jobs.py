@@ -28,7 +28,9 @@ def job_path(fn: Callable[..., Any] | str) -> str:
     return fn if isinstance(fn, str) else f"{fn.__module__}.{fn.__qualname__}"
 
 
-def enqueue(fn: Callable[..., Any] | str, *args: Any, delay: timedelta | None = None, key: str | None = None) -> Job:
+def enqueue(
+    fn: Callable[..., Any] | str, *args: Any, delay: timedelta | None = None, key: str | None = None
+) -> Job:
     run_after = timezone.now() + (delay or timedelta())
     try:
         with transaction.atomic():
@@ -54,7 +56,8 @@ def _resolve(name: str) -> Callable[..., Any]:
 
 def run_due(worker: str, limit: int = 20, lease_seconds: int = 300) -> int:
     now = timezone.now()
-    free = Q(done_at__isnull=True, run_after__lte=now) & (Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+    free = Q(done_at__isnull=True, run_after__lte=now)
+    free &= Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     lease = now + timedelta(seconds=lease_seconds)
     with transaction.atomic():
         due = Job.objects.filter(free).order_by("run_after", "id")

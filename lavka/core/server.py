@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 
@@ -11,12 +12,12 @@ from lavka.core.worker import Worker
 from lavka.wsgi import application
 
 log = logging.getLogger(__name__)
+WORKER_STOP_SECONDS = 30
 
 
 def serve(host: str, port: int, *, with_worker: bool = True, threads: int = 8) -> int:
     worker = Worker() if with_worker else None
-    if worker:
-        worker.start_thread()
+    worker_thread = worker.start_thread() if worker else None
     server = create_server(application, host=host, port=port, threads=threads, ident="lavka")
 
     def stop(*_: object) -> None:
@@ -28,8 +29,9 @@ def serve(host: str, port: int, *, with_worker: bool = True, threads: int = 8) -
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"Serving on http://{host}:{port}/" + (" with a worker" if worker else ""), flush=True)
-    try:
+    with contextlib.suppress(SystemExit):
         server.run()
-    except SystemExit:
-        pass
+    if worker_thread:
+        # Let the worker finish its batch; a batch cut short would only be re-claimed after its lease.
+        worker_thread.join(WORKER_STOP_SECONDS)
     return 0

@@ -26,12 +26,16 @@ class Worker:
 
     def stop(self, *_: object) -> None:
         self.stopping.set()
-        nudge.set()
+        # Called as a signal handler, this may interrupt the main thread inside nudge.wait()/clear(),
+        # which holds nudge's non-reentrant lock: setting it from here would deadlock.
+        threading.Thread(target=nudge.set, daemon=True).start()
 
     def run_periodic(self) -> None:
         now = time.monotonic()
         for name, (every, fn) in jobs.periodic_jobs.items():
-            if now - self._last_periodic.get(name, 0.0) >= every:
+            # The first tick runs every job: the monotonic clock may start near zero (a fresh boot).
+            last = self._last_periodic.get(name)
+            if last is None or now - last >= every:
                 self._last_periodic[name] = now
                 try:
                     fn()

@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 from lavka.accounts.models import SavedFilter, Team, User
 from lavka.core.actor import Actor
 from lavka.core.models import Site
+from lavka.core.validation import clean_text
 
 
 class UnknownSite(ValueError):
@@ -38,6 +39,7 @@ def create_user(
     email: str = "",
     language: str = "ru",
     check_password: bool = True,
+    team: Team | None = None,
 ) -> User:
     if role not in User.Roles.values:
         raise ValueError(f"unknown role {role!r}")
@@ -50,6 +52,7 @@ def create_user(
         last_name=last_name,
         email=email,
         language=language,
+        team=team,
         is_staff=role == User.Roles.ADMIN,
     )
     if check_password:
@@ -105,11 +108,11 @@ def save_team(team: Team | None, *, name: str, supervisor: User | None, actor: A
 @transaction.atomic
 def save_filter(user: User, page: str, name: str, query: str, *, actor: Actor) -> SavedFilter:
     """Keep a list's query string under a name; the same name again replaces it."""
-    name = name.strip()
+    name = clean_text(name, "name", 100)
     if not name:
         raise ValidationError({"name": _("This field is required.")})
     saved, _created = SavedFilter.objects.update_or_create(
-        user=user, page=page, name=name[:100], defaults={"query": query[:2000]}
+        user=user, page=page, name=name, defaults={"query": clean_text(query, "query", 2000)}
     )
     return saved
 

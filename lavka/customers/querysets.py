@@ -2,7 +2,7 @@ from typing import Any
 
 from django.apps import apps
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 
 from lavka.core.permissions import Role, scope_q
 
@@ -16,5 +16,5 @@ class CustomerQuerySet(models.QuerySet):
         if getattr(user, "role", None) == Role.MANAGER:
             # A manager working an order may open its customer's card.
             Order = apps.get_model("orders", "Order")
-            q |= Q(Exists(Order.objects.filter(customer=OuterRef("pk"), manager=user.pk)))
+            q |= Q(pk__in=Order.objects.filter(manager=user.pk).values("customer_id"))
         return self.filter(q)

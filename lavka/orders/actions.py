@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -169,7 +170,8 @@ def _parse_time(raw: Any, field_name: str) -> datetime.time | None:
         raise ValidationError({field_name: _("Enter a valid time.")}) from exc
 
 
-def _clean_fields(site: Site, data: OrderData) -> dict[str, Any]:
+def _clean_fields(site: Site, data: OrderData, ref: Callable[..., Any] = _ref) -> dict[str, Any]:
+    """`ref` looks reference codes up (bulk import passes a memoised `_ref`)."""
     values: dict[str, Any] = {}
     for name, limit in TEXT_LIMITS.items():
         raw = getattr(data, name)
@@ -184,9 +186,9 @@ def _clean_fields(site: Site, data: OrderData) -> dict[str, Any]:
     if data.external_id is not None:
         values["external_id"] = clean_text(data.external_id, "external_id", 100) or None
     if data.order_method is not None:
-        values["order_method"] = _ref(OrderMethod, data.order_method, "order_method")
+        values["order_method"] = ref(OrderMethod, data.order_method, "order_method")
     if data.delivery_type is not None:
-        values["delivery_type"] = _ref(DeliveryType, data.delivery_type, "delivery_type", default=None)
+        values["delivery_type"] = ref(DeliveryType, data.delivery_type, "delivery_type", default=None)
     if data.delivery_cost is not None:
         values["delivery_cost"] = clean_decimal(data.delivery_cost or 0, "delivery_cost")
     if data.delivery_date is not None:
@@ -216,16 +218,23 @@ def _clean_fields(site: Site, data: OrderData) -> dict[str, Any]:
     return values
 
 
-def _clean_items(site: Site, items: list[ItemData]) -> list[tuple[ItemData, Offer, dict[str, Any]]]:
+def _clean_items(
+    site: Site, items: list[ItemData], offers: dict[int, Offer] | None = None
+) -> list[tuple[ItemData, Offer, dict[str, Any]]]:
+    """`offers`: preloaded by id (bulk import checks many orders with one query)."""
     if len(items) > MAX_ITEMS:
         raise ValidationError({"items": _("At most %(n)s lines.") % {"n": MAX_ITEMS}})
     offer_ids = []
     for index, item in enumerate(items):
         try:
-            offer_ids.append(int(item.offer_id))
+            offer_id = int(item.offer_id)
         except (TypeError, ValueError) as exc:
             raise ValidationError({f"items.{index}.offer": _("Choose a product.")}) from exc
-    offers = Offer.objects.select_related("product").in_bulk(offer_ids)
+        if not 0 < offer_id < 2**63:  # beyond a database integer: unknown, not a crash
+            raise ValidationError({f"items.{index}.offer": _("Unknown product.")})
+        offer_ids.append(offer_id)
+    if offers is None:
+        offers = Offer.objects.select_related("product").in_bulk(offer_ids)
     cleaned = []
     for index, (item, offer_id) in enumerate(zip(items, offer_ids, strict=True)):
         prefix = f"items.{index}"
@@ -255,10 +264,12 @@ def _clean_items(site: Site, items: list[ItemData]) -> list[tuple[ItemData, Offe
     return cleaned
 
 
-def _clean_payment(data: PaymentData, field_prefix: str = "payment") -> dict[str, Any]:
+def _clean_payment(
+    data: PaymentData, field_prefix: str = "payment", ref: Callable[..., Any] = _ref
+) -> dict[str, Any]:
     return {
-        "type": _ref(PaymentType, data.type, f"{field_prefix}.type", default=""),
-        "status": _ref(PaymentStatus, data.status, f"{field_prefix}.status", default=""),
+        "type": ref(PaymentType, data.type, f"{field_prefix}.type", default=""),
+        "status": ref(PaymentStatus, data.status, f"{field_prefix}.status", default=""),
         "amount": clean_decimal(data.amount, f"{field_prefix}.amount", minimum=Decimal("0.01")),
         "paid_at": data.paid_at,
         "comment": clean_text(data.comment, f"{field_prefix}.comment", 1000),

@@ -3,6 +3,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import translation
 
 from lavka.core.models import HistoryRecord, OutboxEvent
 from lavka.customers.actions import CustomerData
@@ -10,6 +11,12 @@ from lavka.customers.models import Customer
 from lavka.orders import actions
 from lavka.orders.actions import ItemData, OrderData, PaymentData
 from lavka.orders.models import Order
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    with translation.override("en"):
+        yield
 
 
 def new_order(shop, user=None, **overrides) -> Order:
@@ -268,3 +275,13 @@ def test_merge_orders_moves_lines_and_cancels_source(shop):
     assert target.items.count() == 4 and source.items.count() == 0
     assert source.status.group.code == "cancel"
     assert OutboxEvent.objects.filter(type="orders.merged").count() == 1
+
+
+def test_offer_id_beyond_a_database_integer_is_unknown_not_a_crash(shop):
+    with pytest.raises(ValidationError) as err:
+        actions.create_order(
+            shop.site,
+            OrderData(new_customer=CustomerData(first_name="X"), items=[ItemData(offer_id=2**70)]),
+            actor=shop.actor(shop.alice),
+        )
+    assert "items.0.offer" in err.value.message_dict

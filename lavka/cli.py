@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     create = user.add_parser("create", help="create a user")
     create.add_argument("--username", required=True)
     create.add_argument("--role", required=True, choices=["admin", "supervisor", "manager", "operator"])
-    create.add_argument("--site", action="append", help="a site code (repeat for several)")
+    create.add_argument("--site", action="extend", nargs="+", help="site codes")
     create.add_argument("--language", default="ru", choices=["ru", "en"])
     create.add_argument("--password-stdin", action="store_true")
     create.set_defaults(func=cmd_user_create)

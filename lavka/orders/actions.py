@@ -419,7 +419,7 @@ def create_order(site: Site, data: OrderData, *, actor: Actor) -> Order:
     ]
     changes += [
         Change(ENTITY, order.pk, name, None, value, created=True)
-        for name, value in history.snapshot(order, TRACKED_FIELDS).items()
+        for name, value in order_state(order).items()
         if value not in (None, "", {}, "0.00") and name != "created_at"
     ]
     if order.manager_id:
@@ -469,6 +469,16 @@ def _payment_history(payment: Payment) -> dict[str, Any]:
     }
 
 
+def order_state(order: Order) -> dict[str, Any]:
+    """The order's tracked values as history records them: reference books by code, the customer by id."""
+    state = history.snapshot(order, TRACKED_FIELDS)
+    for name in ("order_type", "order_method", "delivery_type"):
+        ref = getattr(order, name)
+        state[name] = {"code": ref.code} if ref else None
+    state["customer"] = {"id": order.customer_id} if order.customer_id else None
+    return state
+
+
 def _locked(order: Order) -> Order:
     return (
         Order.objects.select_for_update()
@@ -494,7 +504,7 @@ def update_order(order: Order, data: OrderData, *, actor: Actor) -> Order:
         and Order.objects.filter(site=site, external_id=values["external_id"]).exclude(pk=order.pk).exists()
     ):
         raise ValidationError({"external_id": _("Order already exists.")})
-    before = history.snapshot(order, TRACKED_FIELDS)
+    before = order_state(order)
     for name, value in values.items():
         setattr(order, name, value)
     changes = []
@@ -502,11 +512,7 @@ def update_order(order: Order, data: OrderData, *, actor: Actor) -> Order:
         changes += _replace_items(order, _clean_items(site, data.items))
     recalculate(order)
     order.save()
-    changes = history.diff(ENTITY, order.pk, before, history.snapshot(order, TRACKED_FIELDS)) + changes
-    for change in changes:
-        if change.field in ("order_type", "order_method", "delivery_type", "customer"):
-            change.old = {"id": change.old} if change.old is not None else None
-            change.new = {"id": change.new} if change.new is not None else None
+    changes = history.diff(ENTITY, order.pk, before, order_state(order)) + changes
     history.write(changes, actor)
     if changes:
         events.emit(

@@ -24,21 +24,18 @@ class ComplaintReason(models.TextChoices):
     OTHER = "other", _("other")
 
 
-# Order fields whose changes go to history, by attribute → retailCRM history field name.
+# Order fields whose changes go to history, by attribute → retailCRM history field name
+# (references to reference books and the customer are added by orders.actions.order_state).
 TRACKED_FIELDS = {
-    "order_type_id": "order_type",
-    "order_method_id": "order_method",
     "first_name": "first_name",
     "last_name": "last_name",
     "patronymic": "patronymic",
     "phone": "phone",
     "additional_phone": "additional_phone",
     "email": "email",
-    "customer_id": "customer",
     "external_id": "external_id",
     "customer_comment": "customer_comment",
     "manager_comment": "manager_comment",
-    "delivery_type_id": "delivery_type",
     "delivery_cost": "delivery_cost",
     "delivery_date": "delivery_date",
     "delivery_time_from": "delivery_time.from",

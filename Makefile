@@ -26,7 +26,7 @@ demo: $(VENV)/.installed
 
 # SQLite always; PostgreSQL too when LAVKA_TEST_POSTGRES holds a database URL (CI sets it).
 test: $(VENV)/.dev-installed
-	$(BIN)/ruff check lavka bench conftest.py
+	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 	@if [ -n "$$LAVKA_TEST_POSTGRES" ]; then \
 	  echo "=== the same suite on PostgreSQL"; \
@@ -34,12 +34,12 @@ test: $(VENV)/.dev-installed
 	fi
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check lavka bench conftest.py
-	$(BIN)/ruff format --check lavka bench conftest.py
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 format: $(VENV)/.dev-installed
-	$(BIN)/ruff format lavka bench conftest.py
-	$(BIN)/ruff check --fix lavka bench conftest.py
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/orders_ui.py

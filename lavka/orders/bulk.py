@@ -1,8 +1,10 @@
 """Bulk import of customers and orders: the write path for imports, migrations and back-fills.
 
 Rows are checked with the same cleaning helpers as the one-at-a-time actions (customers.actions,
-orders.actions), then written batch by batch with bulk_create; each batch, with its history
-records, is one transaction. Where this path departs from create_customer / create_order, on purpose:
+orders.actions), then written batch by batch (bulk_create; COPY on PostgreSQL); each batch, with its
+history records and the customers' figures, is one transaction. Orders are numbered from the site's
+counter unless a row brings its own number (a migration keeps the old ones; the counter then moves past
+them). Where this path departs from create_customer / create_order, on purpose:
 
 - **No domain events.** DESIGN.md §6: imports and back-fills run with automation muted, so loading
   two years of old orders never messages a customer or fires a rule. Because no `orders.created`
@@ -341,9 +343,11 @@ class _Lookups:
         for row in rows:
             for item in row.items or ():
                 try:
-                    ids.add(int(item.offer_id))
+                    offer_id = int(item.offer_id)
                 except (TypeError, ValueError):
                     continue  # _clean_items names the bad line
+                if 0 < offer_id < 2**63:
+                    ids.add(offer_id)
         return Offer.objects.select_related("product").in_bulk(ids)
 
 
@@ -396,7 +400,7 @@ def _prepare_order(
         created_at=created_at,
         status_updated_at=row.status_updated_at or created_at,
         status_comment=clean_text(row.status_comment, "status_comment", 1000),
-        complaint_reason=row.complaint_reason,
+        complaint_reason=row.complaint_reason or "",
         complaint_comment=clean_text(row.complaint_comment, "complaint_comment", 5000),
         **values,
     )
@@ -428,10 +432,11 @@ def _derive_totals(order: Order, items: list[OrderItem], payments: list[Payment]
 def _contacts(site: Site, rows: Iterable[OrderRow]) -> dict[int, dict[str, Any]]:
     """The order's contact snapshot defaults, for the customers of the site the rows refer to."""
     ids = {row.customer.pk if row.customer is not None else row.customer_id for row in rows}
+    ids = {pk for pk in ids if isinstance(pk, int) and 0 < pk < 2**63}  # anything else: "Unknown customer."
     found = {
         c["id"]: c
         for c in Customer.objects.active()
-        .filter(site=site, pk__in=ids - {None})
+        .filter(site=site, pk__in=ids)
         .values("id", "first_name", "last_name", "patronymic", "email")
     }
     for phone in CustomerPhone.objects.filter(customer_id__in=found, position=0).values(

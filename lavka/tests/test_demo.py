@@ -13,7 +13,7 @@ from lavka.demo import DEMO_PASSWORD, build_demo
 from lavka.orders.choices import Group
 from lavka.orders.models import Order, Payment
 
-SMALL = {"seed": 7, "customers": 60, "orders": 300}
+SMALL = {"seed": 7, "customers": 100, "orders": 1000}  # enough for ~10 complaints on any day
 
 
 def fingerprint() -> str:
@@ -78,7 +78,7 @@ def test_logins_work_with_the_demo_password(demo):
     assert Site.objects.count() == 2
 
 
-def test_every_open_order_past_new_has_a_manager_and_new_ones_partly_wait(demo):
+def test_every_open_order_past_new_has_a_manager(demo):
     open_orders = Order.objects.open().exclude(status__group__code=Group.NEW)
     assert open_orders.exists() and not open_orders.filter(manager__isnull=True).exists()
     assert Order.objects.filter(status__group__code__in=Group.CLOSED, manager__isnull=True).count() == 0
@@ -114,5 +114,5 @@ def test_payments_match_the_order_status(demo):
 
 def test_history_is_chained_and_no_customer_was_messaged(demo):
     checked, problem = verify_chain()
-    assert problem is None and checked == HistoryRecord.objects.count() >= 360
+    assert problem is None and checked == HistoryRecord.objects.count() >= 1100
     assert set(OutboxEvent.objects.values_list("type", flat=True)) <= {"customers.updated"}  # the notes

@@ -164,6 +164,7 @@ def test_contact_snapshot_defaults_to_the_customer(shop, customer):
     [
         (dict(items=[ItemData(offer_id="foreign")]), "items.0.offer"),
         (dict(items=[ItemData(offer_id=0)]), "items.0.offer"),
+        (dict(items=[ItemData(offer_id=2**64)]), "items.0.offer"),
         (dict(items=[ItemData(offer_id=-1, quantity=0)]), "items.0.quantity"),
         (dict(status="send-to-assembling"), "manager"),
         (dict(status="complaint", manager="alice", manager_set=True), "complaint_reason"),
@@ -175,6 +176,7 @@ def test_contact_snapshot_defaults_to_the_customer(shop, customer):
         (dict(delivery_date="31.12.2025"), "delivery_date"),
         (dict(manager="otto", manager_set=True), "manager"),
         (dict(customer_id=None), "customer"),
+        (dict(customer_id="1; DROP TABLE"), "customer"),
         (dict(customer_id="foreign"), "customer"),
     ],
 )

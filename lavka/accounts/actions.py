@@ -40,6 +40,7 @@ def create_user(
     language: str = "ru",
     check_password: bool = True,
     team: Team | None = None,
+    working_hours: dict[str, list[str]] | None = None,
 ) -> User:
     if role not in User.Roles.values:
         raise ValueError(f"unknown role {role!r}")
@@ -53,6 +54,7 @@ def create_user(
         email=email,
         language=language,
         team=team,
+        working_hours=working_hours or {},
         is_staff=role == User.Roles.ADMIN,
     )
     if check_password:

@@ -11,6 +11,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
+from lavka.accounts.hours import format_working_hours, parse_working_hours
 from lavka.core.models import CustomField, Site
 from lavka.core.permissions import Role, is_admin
 
@@ -158,6 +159,13 @@ class UserForm(forms.Form):
     team = forms.ModelChoiceField(label=_("Team"), queryset=None, required=False)
     language = forms.ChoiceField(label=_("Language"))
     phone_extension = forms.CharField(label=_("Phone extension"), max_length=16, required=False)
+    working_hours = forms.CharField(
+        label=_("Working hours"),
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "mon 09:00-18:00"}),
+        help_text=_("One line per day, e.g. “mon 09:00-18:00”; days not listed are days off."),
+    )
     password = forms.CharField(
         label=_("Password"),
         max_length=128,
@@ -179,6 +187,7 @@ class UserForm(forms.Form):
                     "team": editing.team_id,
                     "language": editing.language,
                     "phone_extension": editing.phone_extension,
+                    "working_hours": format_working_hours(editing.working_hours or {}),
                 },
             )
         super().__init__(*args, **kwargs)
@@ -191,6 +200,12 @@ class UserForm(forms.Form):
             self.fields["password"].help_text = _("Leave blank to keep the current password.")
         else:
             self.fields["password"].required = True
+
+    def clean_working_hours(self) -> dict[str, list[str]]:
+        try:
+            return parse_working_hours(self.cleaned_data["working_hours"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
 
 
 class TeamForm(forms.Form):

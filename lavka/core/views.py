@@ -417,6 +417,7 @@ def user_new(request: HttpRequest) -> HttpResponse:
                 email=data["email"],
                 language=data["language"],
                 team=data["team"],
+                working_hours=data["working_hours"],
             )
         except ValueError as exc:
             raise ValidationError({"username": _("This username is taken.")}) from exc
@@ -454,6 +455,7 @@ def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
             team=data["team"],
             language=data["language"],
             phone_extension=data["phone_extension"],
+            working_hours=data["working_hours"],
         )
         if data["password"]:
             account_actions.set_password(editing, data["password"], actor=actor)

@@ -109,3 +109,37 @@ def test_user_create_command(tmp_path):
 
 def test_user_model_keeps_site_ids(shop):
     assert User.objects.get(username="alice").site_ids == [shop.site.pk]
+
+
+def test_working_hours_are_parsed_and_checked():
+    from lavka.accounts.hours import format_working_hours, parse_working_hours
+
+    hours = parse_working_hours("mon 09:00-18:00\n\nFri 10:00-16:30\n")
+    assert hours == {"mon": ["09:00", "18:00"], "fri": ["10:00", "16:30"]}
+    assert parse_working_hours(format_working_hours(hours)) == hours
+    for bad in ("monday 09:00-18:00", "mon 9-18", "mon 18:00-09:00", "mon 09:00-18:00\nmon 10:00-11:00"):
+        with pytest.raises(ValueError):
+            parse_working_hours(bad)
+
+
+def test_admin_sets_working_hours_on_the_settings_page(client, shop):
+    client.force_login(shop.admin)
+    url = reverse("settings:user_edit", args=[shop.alice.pk])
+    page = client.get(url)
+    assert page.status_code == 200 and 'name="working_hours"' in page.content.decode()
+    form = {
+        "first_name": "Alice",
+        "last_name": "",
+        "email": "",
+        "role": "manager",
+        "sites": [shop.site.pk],
+        "language": "en",
+        "phone_extension": "",
+        "password": "",
+        "team": "",
+    }
+    bad = client.post(url, {**form, "working_hours": "mon 18:00-09:00"})
+    assert bad.status_code in (200, 400) and "working_hours" in bad.context["form"].errors
+    client.post(url, {**form, "working_hours": "mon 09:00-18:00\ntue 09:00-18:00"})
+    shop.alice.refresh_from_db()
+    assert shop.alice.working_hours == {"mon": ["09:00", "18:00"], "tue": ["09:00", "18:00"]}

@@ -41,3 +41,8 @@ class Actor:
 
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source, "user_id": self.user_id, "ref": self.ref, "name": self.name}
+
+
+def actor_of(request: Any) -> Actor:
+    """The actor behind a web request: its logged-in user."""
+    return Actor.for_user(request.user)

@@ -26,7 +26,7 @@ from django.views.decorators.http import require_POST
 from lavka.accounts import actions as account_actions
 from lavka.accounts.models import SavedFilter, Team, User
 from lavka.core import actions as core_actions
-from lavka.core.actor import Actor
+from lavka.core.actor import actor_of
 from lavka.core.forms import TeamForm, UserForm, apply_errors
 from lavka.core.models import CustomField, Site
 from lavka.core.permissions import can_manage_settings
@@ -79,10 +79,6 @@ SITE_FIELDS = [
     "ordering",
 ]
 CUSTOM_FIELD_FIELDS = ["site", "entity", "code", "name", "type", "required", "ordering"]
-
-
-def actor_of(request: HttpRequest) -> Actor:
-    return Actor.for_user(request.user)
 
 
 def admin_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from lavka.accounts.models import SavedFilter, User
-from lavka.core.actor import Actor
+from lavka.core.actor import actor_of
 from lavka.core.forms import apply_errors, user_sites
 from lavka.core.htmx import render_page
 from lavka.core.models import CustomField, HistoryRecord, Site
@@ -70,10 +70,6 @@ HISTORY_LABELS: dict[str, Any] = {
 
 def visible_customers(request: HttpRequest) -> QuerySet[Customer]:
     return Customer.objects.visible_to(request.user)
-
-
-def actor_of(request: HttpRequest) -> Actor:
-    return Actor.for_user(request.user)
 
 
 def _customer(request: HttpRequest, pk: int) -> Customer:

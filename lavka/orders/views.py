@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from lavka.accounts.models import SavedFilter, User
 from lavka.catalog.models import Offer
-from lavka.core.actor import Actor
+from lavka.core.actor import actor_of
 from lavka.core.forms import apply_errors, user_sites
 from lavka.core.htmx import render_page
 from lavka.core.models import CustomField, HistoryRecord, Site
@@ -95,10 +95,6 @@ HISTORY_LABELS = {
 
 def visible_orders(request: HttpRequest) -> QuerySet[Order]:
     return Order.objects.visible_to(request.user)
-
-
-def actor_of(request: HttpRequest) -> Actor:
-    return Actor.for_user(request.user)
 
 
 # --- My work ---------------------------------------------------------------------------------------------

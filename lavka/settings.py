@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "lavka.catalog",
     "lavka.customers",
     "lavka.orders",
+    "lavka.integrations",
 ]
 
 MIDDLEWARE = [
@@ -162,6 +163,10 @@ LAVKA_OUTBOX_BATCH = env_int("LAVKA_OUTBOX_BATCH", 50)
 LAVKA_WORKER_POLL_SECONDS = float(os.environ.get("LAVKA_WORKER_POLL_SECONDS", "1.0"))
 # A diagnostic receiver that logs every delivery of every event; durability tests switch it on.
 LAVKA_EVENT_TRACE = env_bool("LAVKA_EVENT_TRACE")
+
+# API v5: requests per second per key (0 turns the limit off), as retailCRM's clients expect.
+LAVKA_API_RATE_LIMIT = env_int("LAVKA_API_RATE_LIMIT", 10)
+LAVKA_API_TELEPHONY_RATE_LIMIT = env_int("LAVKA_API_TELEPHONY_RATE_LIMIT", 40)
 
 LOGGING = {
     "version": 1,

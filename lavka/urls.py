@@ -14,4 +14,5 @@ urlpatterns = [
     path("orders/", include("lavka.orders.urls")),
     path("customers/", include("lavka.customers.urls")),
     path("settings/", include("lavka.core.urls")),
+    path("api/", include("lavka.integrations.api_v5.urls")),
 ]

@@ -1,16 +1,23 @@
-"""The only writers of users and teams."""
+"""The only writers of users, teams and API keys."""
 
+import hashlib
+import secrets
+import string
 from collections.abc import Iterable
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from lavka.accounts.models import SavedFilter, Team, User
+from lavka.accounts.models import ApiKey, SavedFilter, Team, User
+from lavka.accounts.scopes import API_SCOPES
 from lavka.core.actor import Actor
 from lavka.core.models import Site
 from lavka.core.validation import clean_text
+
+KEY_ALPHABET = string.ascii_letters + string.digits
 
 
 class UnknownSite(ValueError):
@@ -121,3 +128,66 @@ def save_filter(user: User, page: str, name: str, query: str, *, actor: Actor) -
 
 def delete_filter(saved: SavedFilter, *, actor: Actor) -> None:
     saved.delete()
+
+
+def _hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def find_api_key(raw: str) -> ApiKey | None:
+    """The active key for this raw value, or None."""
+    if not raw or len(raw) > 128:
+        return None
+    return ApiKey.objects.filter(key_hash=_hash_key(raw), revoked_at__isnull=True).first()
+
+
+@transaction.atomic
+def create_api_key(
+    name: str,
+    *,
+    actor: Actor,
+    scopes: Iterable[str] | None = None,
+    site_codes: Iterable[str] | None = None,
+    rate_limit: int | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key and its raw value, which is shown once and never stored.
+
+    No scopes: every scope. No sites: every site (access_full).
+    """
+    name = clean_text(name, "name", 150)
+    if not name:
+        raise ValidationError({"name": _("Required.")})
+    scopes = list(dict.fromkeys(scopes or API_SCOPES))
+    unknown = [s for s in scopes if s not in API_SCOPES]
+    if unknown:
+        raise ValidationError({"scopes": _("Unknown scope: %(scopes)s") % {"scopes": ", ".join(unknown)}})
+    sites = _sites(site_codes) if site_codes else []
+    raw = "".join(secrets.choice(KEY_ALPHABET) for _i in range(32))
+    key = ApiKey.objects.create(
+        name=name,
+        prefix=raw[:6],
+        key_hash=_hash_key(raw),
+        scopes=scopes,
+        site_access=ApiKey.SiteAccess.SELECTIVE if sites else ApiKey.SiteAccess.FULL,
+        rate_limit=rate_limit,
+        created_by=actor.user,
+    )
+    key.sites.set(sites)
+    return key, raw
+
+
+@transaction.atomic
+def revoke_api_key(key: ApiKey, *, actor: Actor) -> ApiKey:
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+    return key
+
+
+def touch_api_key(key: ApiKey, *, every_seconds: int = 60) -> None:
+    """Record use, at most once a minute per key so that busy keys do not write on every call."""
+    now = timezone.now()
+    if key.last_used_at and (now - key.last_used_at).total_seconds() < every_seconds:
+        return
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    key.last_used_at = now

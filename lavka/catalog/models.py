@@ -51,6 +51,7 @@ class Offer(models.Model):
 
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="offers")
     external_id = models.CharField(max_length=100, blank=True)
+    xml_id = models.CharField(_("xmlId"), max_length=100, blank=True, help_text=_("ID in the ERP / 1C"))
     sku = models.CharField(_("SKU"), max_length=100)
     name = models.CharField(_("name"), max_length=255)
     article = models.CharField(_("article"), max_length=100, blank=True)
@@ -67,7 +68,11 @@ class Offer(models.Model):
 
     class Meta:
         ordering = ["name"]
-        indexes = [models.Index(fields=["sku"], name="offer_sku_idx")]
+        indexes = [
+            models.Index(fields=["sku"], name="offer_sku_idx"),
+            models.Index(fields=["external_id"], name="offer_external_id_idx"),
+            models.Index(fields=["xml_id"], name="offer_xml_id_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.sku})"

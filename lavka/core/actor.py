@@ -28,6 +28,10 @@ class Actor:
         return cls(Source.USER, user=user, ref=str(user.pk), name=user.get_username())
 
     @classmethod
+    def for_api_key(cls, key: Any) -> Actor:
+        return cls(Source.API, ref=str(key.pk), name=key.name)
+
+    @classmethod
     def system(cls, name: str = "system") -> Actor:
         return cls(Source.SYSTEM, name=name)
 

@@ -96,7 +96,11 @@ class HistoryRecord(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["entity", "entity_id", "id"], name="history_entity_idx")]
+        indexes = [
+            models.Index(fields=["entity", "entity_id", "id"], name="history_entity_idx"),
+            # The API's history feed: WHERE entity = … AND id > sinceId ORDER BY id.
+            models.Index(fields=["entity", "id"], name="history_feed_idx"),
+        ]
 
     def save(self, *args, **kwargs):
         if not self._state.adding:

@@ -1,0 +1,3 @@
+"""API v5: telephony (retailcrm-api-v5.md)."""
+
+from lavka.integrations.api_v5.router import api  # noqa: F401

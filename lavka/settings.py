@@ -58,7 +58,12 @@ INSTALLED_APPS = [
     "lavka.catalog",
     "lavka.customers",
     "lavka.orders",
+    "lavka.inventory",
+    "lavka.tasks",
+    "lavka.telephony",
+    "lavka.analytics",
     "lavka.integrations",
+    "lavka.integrations.webhooks",
 ]
 
 MIDDLEWARE = [

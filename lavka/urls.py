@@ -14,5 +14,7 @@ urlpatterns = [
     path("orders/", include("lavka.orders.urls")),
     path("customers/", include("lavka.customers.urls")),
     path("settings/", include("lavka.core.urls")),
+    path("settings/api-keys/", include("lavka.integrations.urls")),
+    path("settings/webhooks/", include("lavka.integrations.webhooks.urls")),
     path("api/", include("lavka.integrations.api_v5.urls")),
 ]

@@ -1,4 +1,4 @@
-"""The `lavka` command: demo, serve, worker, migrate, user, audit."""
+"""The `lavka` command: demo, serve, worker, migrate, user, apikey, audit."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+from datetime import datetime
 
 
 def _setup() -> None:
@@ -70,8 +71,14 @@ def cmd_user_create(args: argparse.Namespace) -> int:
         print("error: give the password on standard input with --password-stdin", file=sys.stderr)
         return 2
     try:
-        user = create_user(args.username, role=args.role, password=password, actor=Actor.system("cli"),
-                           site_codes=args.site or [], language=args.language)
+        user = create_user(
+            args.username,
+            role=args.role,
+            password=password,
+            actor=Actor.system("cli"),
+            site_codes=args.site or [],
+            language=args.language,
+        )
     except UnknownSite as exc:
         print(f"error: unknown site: {exc}", file=sys.stderr)
         return 2
@@ -82,6 +89,81 @@ def cmd_user_create(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"created {user.role} {user.username} (id {user.pk})")
+    return 0
+
+
+def _words(values: list[str] | None) -> list[str]:
+    """`--scope a b`, `--scope a,b` and repeated flags all give one list."""
+    return [word for value in values or [] for word in value.split(",") if word]
+
+
+def cmd_apikey_create(args: argparse.Namespace) -> int:
+    from django.core.exceptions import ValidationError
+
+    from lavka.accounts.actions import UnknownSite, create_api_key
+    from lavka.core.actor import Actor
+
+    if args.rate_limit is not None and args.rate_limit < 1:
+        print("error: --rate-limit must be at least 1 request per second", file=sys.stderr)
+        return 2
+    try:
+        key, raw = create_api_key(
+            args.name,
+            actor=Actor.system("cli"),
+            scopes=_words(args.scope) or None,
+            site_codes=_words(args.site) or None,
+            rate_limit=args.rate_limit,
+        )
+    except UnknownSite as exc:
+        print(f"error: unknown site: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print("error: " + "; ".join(exc.messages), file=sys.stderr)
+        return 2
+    sites = ", ".join(sorted(key.site_codes)) if key.site_codes is not None else "all sites"
+    print(
+        f"created API key {key.pk} {key.name!r} ({sites}; {len(key.scopes)} scopes). "
+        "It is shown only now; Lavka keeps only its hash:",
+        file=sys.stderr,
+    )
+    # Alone on stdout, so that `KEY=$(lavka apikey create …)` works.
+    print(raw)
+    return 0
+
+
+def cmd_apikey_list(args: argparse.Namespace) -> int:
+    from lavka.accounts.models import ApiKey
+    from lavka.accounts.scopes import API_SCOPES
+
+    def when(value: datetime | None) -> str:
+        return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+    row = "{:>5}  {:<24} {:<8} {:<16} {:<6} {:>5}  {:<16} {}"
+    print(row.format("ID", "NAME", "PREFIX", "SITES", "SCOPES", "RPS", "LAST USED", "STATUS"))
+    for key in ApiKey.objects.prefetch_related("sites").order_by("id"):
+        sites = ",".join(sorted(key.site_codes)) if key.site_codes is not None else "all"
+        scopes = "all" if set(key.scopes) >= set(API_SCOPES) else str(len(key.scopes))
+        status = f"revoked {when(key.revoked_at)}" if key.revoked_at else "active"
+        rps = key.rate_limit or "-"
+        print(
+            row.format(
+                key.pk, key.name[:24], key.prefix, sites[:16], scopes, rps, when(key.last_used_at), status
+            )
+        )
+    return 0
+
+
+def cmd_apikey_revoke(args: argparse.Namespace) -> int:
+    from lavka.accounts.actions import revoke_api_key
+    from lavka.accounts.models import ApiKey
+    from lavka.core.actor import Actor
+
+    key = ApiKey.objects.filter(pk=args.id).first()
+    if key is None:
+        print(f"error: no API key with id {args.id}", file=sys.stderr)
+        return 2
+    revoke_api_key(key, actor=Actor.system("cli"))
+    print(f"revoked API key {key.pk} {key.name!r}")
     return 0
 
 
@@ -132,6 +214,36 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--language", default="ru", choices=["ru", "en"])
     create.add_argument("--password-stdin", action="store_true")
     create.set_defaults(func=cmd_user_create)
+
+    apikey = sub.add_parser("apikey", help="manage API v5 keys")
+    apikey_commands = apikey.add_subparsers(dest="apikey_command", required=True)
+    key_create = apikey_commands.add_parser(
+        "create", help="create a key and print it (once: only its hash is stored)"
+    )
+    key_create.add_argument("name")
+    key_create.add_argument(
+        "--site",
+        action="extend",
+        nargs="+",
+        metavar="CODE",
+        help="site codes the key may use (default: all sites)",
+    )
+    key_create.add_argument(
+        "--scope",
+        action="extend",
+        nargs="+",
+        metavar="SCOPE",
+        help="scopes, e.g. order_read order_write (default: all scopes)",
+    )
+    key_create.add_argument(
+        "--rate-limit", type=int, metavar="N", help="requests per second (default: the installation's limit)"
+    )
+    key_create.set_defaults(func=cmd_apikey_create)
+    key_list = apikey_commands.add_parser("list", help="list the keys")
+    key_list.set_defaults(func=cmd_apikey_list)
+    key_revoke = apikey_commands.add_parser("revoke", help="revoke a key")
+    key_revoke.add_argument("id", type=int)
+    key_revoke.set_defaults(func=cmd_apikey_revoke)
 
     audit = sub.add_parser("audit", help="check the history")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)

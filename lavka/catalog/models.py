@@ -1,4 +1,4 @@
-"""A minimal catalog: enough for order lines. Feeds and price types come with the catalog issue."""
+"""The catalog: products, offers, categories and price types (feeds come with the catalog issue)."""
 
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -76,3 +76,45 @@ class Offer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.sku})"
+
+
+class PriceType(models.Model):
+    """A named price (retail, wholesale …). The default type's price is the offer's own `price`."""
+
+    code = models.SlugField(_("code"), max_length=64, unique=True)
+    name = models.CharField(_("name"), max_length=255)
+    is_active = models.BooleanField(_("active"), default=True)
+    is_default = models.BooleanField(_("base price"), default=False)
+    description = models.TextField(_("description"), blank=True)
+    currency = models.CharField(_("currency"), max_length=3, blank=True, help_text=_("Empty: the site's"))
+    ordering = models.PositiveIntegerField(_("ordering"), default=100)
+
+    class Meta:
+        ordering = ["ordering", "code"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=models.Q(is_default=True), name="price_type_one_default"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OfferPrice(models.Model):
+    """An offer's price of a non-default price type."""
+
+    offer = models.ForeignKey(Offer, on_delete=models.CASCADE, related_name="prices")
+    price_type = models.ForeignKey(PriceType, on_delete=models.CASCADE, related_name="+")
+    price = models.DecimalField(
+        _("price"), max_digits=14, decimal_places=2, validators=[MinValueValidator(0)]
+    )
+
+    class Meta:
+        ordering = ["price_type__ordering", "price_type__code"]
+        constraints = [
+            models.UniqueConstraint(fields=["offer", "price_type"], name="offer_price_unique_type")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.offer_id} {self.price_type_id}: {self.price}"

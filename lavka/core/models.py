@@ -1,3 +1,6 @@
+import re
+
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -17,6 +20,9 @@ class Site(models.Model):
     order_suffix = models.CharField(_("order number suffix"), max_length=8, blank=True)
     phones = models.CharField(_("phones"), max_length=255, blank=True)
     address = models.CharField(_("address"), max_length=500, blank=True)
+    zip_code = models.CharField(_("postcode"), max_length=20, blank=True)
+    description = models.TextField(_("description"), blank=True)
+    yml_url = models.URLField(_("catalog feed URL"), max_length=500, blank=True, help_text=_("ICML / YML"))
     review_url = models.URLField(_("review link"), blank=True)
     is_active = models.BooleanField(_("active"), default=True)
     ordering = models.PositiveIntegerField(_("ordering"), default=100)
@@ -29,6 +35,48 @@ class Site(models.Model):
         return self.name
 
 
+_ELEMENT_CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class CustomDictionary(models.Model):
+    """A list of choices for dictionary custom fields: `elements` is `[{code, name, ordering}]`."""
+
+    code = models.SlugField(_("code"), max_length=64, unique=True)
+    name = models.CharField(_("name"), max_length=255)
+    elements = models.JSONField(_("elements"), default=list, blank=True)
+
+    MAX_ELEMENTS = 1000
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name_plural = "custom dictionaries"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if not isinstance(self.elements, list) or len(self.elements) > self.MAX_ELEMENTS:
+            raise ValidationError({"elements": _("Expected a list of at most 1000 elements.")})
+        seen = set()
+        for n, element in enumerate(self.elements):
+            key = f"elements[{n}]"
+            if not isinstance(element, dict):
+                raise ValidationError({key: _("Expected an element with a code and a name.")})
+            code, name = element.get("code"), element.get("name")
+            if not isinstance(code, str) or not _ELEMENT_CODE.match(code):
+                raise ValidationError({f"{key}.code": _("Letters, digits, - and _ only, at most 64.")})
+            if code in seen:
+                raise ValidationError({f"{key}.code": _("This code is used twice.")})
+            seen.add(code)
+            if not isinstance(name, str) or not name.strip() or len(name) > 255 or "\x00" in name:
+                raise ValidationError({f"{key}.name": _("A name of at most 255 characters is required.")})
+            if not isinstance(element.get("ordering"), int) or isinstance(element.get("ordering"), bool):
+                raise ValidationError({f"{key}.ordering": _("Expected a whole number.")})
+
+    def codes(self) -> set[str]:
+        return {element["code"] for element in self.elements}
+
+
 class CustomField(models.Model):
     """A field a shop adds to its orders or customers; values live in the entity's `custom_fields`."""
 
@@ -38,17 +86,52 @@ class CustomField(models.Model):
 
     class Type(models.TextChoices):
         STRING = "string", _("text")
+        TEXT = "text", _("long text")
         INTEGER = "integer", _("integer")
         NUMERIC = "numeric", _("number")
         BOOLEAN = "boolean", _("yes/no")
         DATE = "date", _("date")
+        EMAIL = "email", _("e-mail")
+        DICTIONARY = "dictionary", _("choice from a dictionary")
+
+    # Where retailCRM shows the field and whether it can be edited there; kept for API clients.
+    class DisplayArea(models.TextChoices):
+        MAIN_DATA = "main_data", _("main data")
+        CUSTOMER = "customer", _("customer")
+        ADDRESS = "address", _("address")
+        DELIVERY = "delivery", _("delivery")
+        PAYMENT = "payment", _("payment")
+        DIMENSIONS = "dimensions", _("dimensions")
+        LEGAL_DETAILS = "legal_details", _("legal details")
+        SHIPMENT = "shipment", _("shipment")
+
+    class ViewMode(models.TextChoices):
+        EDITABLE = "editable", _("editable")
+        NOT_EDITABLE = "not_editable", _("read-only")
+        MISS = "miss", _("hidden")
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="custom_fields")
     entity = models.CharField(_("entity"), max_length=16, choices=Entity.choices)
     code = models.SlugField(_("code"), max_length=64)
     name = models.CharField(_("name"), max_length=255)
     type = models.CharField(_("type"), max_length=16, choices=Type.choices, default=Type.STRING)
+    dictionary = models.ForeignKey(
+        CustomDictionary,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="fields",
+        verbose_name=_("dictionary"),
+    )
     required = models.BooleanField(_("required"), default=False)
+    in_filter = models.BooleanField(_("in list filters"), default=False)
+    in_list = models.BooleanField(_("in list columns"), default=False)
+    display_area = models.CharField(
+        _("display area"), max_length=16, choices=DisplayArea.choices, default=DisplayArea.CUSTOMER
+    )
+    view_mode = models.CharField(
+        _("view mode"), max_length=16, choices=ViewMode.choices, default=ViewMode.EDITABLE
+    )
     ordering = models.PositiveIntegerField(default=100)
 
     class Meta:
@@ -59,6 +142,13 @@ class CustomField(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # Keyed by `type`: the settings form has no dictionary field to show the error on.
+        if self.type == self.Type.DICTIONARY and self.dictionary_id is None:
+            raise ValidationError({"type": _("A dictionary field needs a dictionary.")})
+        if self.type != self.Type.DICTIONARY:
+            self.dictionary = None
 
 
 class AppendOnlyQuerySet(models.QuerySet):

@@ -60,7 +60,9 @@ def clean_custom_fields(site: Site, entity: str, values: dict[str, Any] | None) 
     values = values or {}
     if not isinstance(values, dict):
         raise ValidationError({"custom_fields": _("Expected a set of field values.")})
-    defined = {f.code: f for f in CustomField.objects.filter(site=site, entity=entity)}
+    defined = {
+        f.code: f for f in CustomField.objects.filter(site=site, entity=entity).select_related("dictionary")
+    }
     cleaned: dict[str, Any] = {}
     for code, raw in values.items():
         definition = defined.get(code)
@@ -70,7 +72,7 @@ def clean_custom_fields(site: Site, entity: str, values: dict[str, Any] | None) 
         if raw in (None, ""):
             continue
         try:
-            cleaned[code] = _convert(definition.type, raw)
+            cleaned[code] = _convert(definition, raw)
         except (ValueError, TypeError, InvalidOperation) as exc:
             raise ValidationError(
                 {key: _("Invalid value for %(name)s.") % {"name": definition.name}}
@@ -81,7 +83,20 @@ def clean_custom_fields(site: Site, entity: str, values: dict[str, Any] | None) 
     return cleaned
 
 
-def _convert(kind: str, raw: Any) -> Any:
+def _convert(definition: CustomField, raw: Any) -> Any:
+    kind = definition.type
+    if isinstance(raw, dict | list):
+        raise ValueError("a single value is expected")
+    if kind == CustomField.Type.EMAIL:
+        try:
+            return clean_email(raw, "email")
+        except ValidationError as exc:
+            raise ValueError(raw) from exc
+    if kind == CustomField.Type.DICTIONARY:
+        codes = {str(e.get("code")) for e in (definition.dictionary.elements if definition.dictionary else [])}
+        if str(raw) not in codes:
+            raise ValueError(raw)
+        return str(raw)
     if kind == CustomField.Type.INTEGER:
         if isinstance(raw, bool):
             raise ValueError(raw)

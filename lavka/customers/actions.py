@@ -10,7 +10,7 @@ from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Min, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -20,12 +20,20 @@ from lavka.core.actor import Actor
 from lavka.core.history import Change
 from lavka.core.models import CustomField, Site
 from lavka.core.validation import clean_custom_fields, clean_email, clean_phone, clean_text
-from lavka.customers.choices import TRACKED_FIELDS, Channel, Purpose, Sex
+from lavka.customers.choices import ADDRESS_PARTS, TRACKED_FIELDS, Channel, Purpose, Sex
 from lavka.customers.events import CustomerCreated, CustomerManagerChanged, CustomersMerged, CustomerUpdated
-from lavka.customers.models import Consent, Customer, CustomerAddress, CustomerNote, CustomerPhone, Tag
+from lavka.customers.models import (
+    Consent,
+    CorporateContact,
+    Customer,
+    CustomerAddress,
+    CustomerNote,
+    CustomerPhone,
+    Tag,
+)
 
 ENTITY = "customer"
-ADDRESS_FIELDS = ("index", "region", "city", "street", "building", "flat", "notes", "text")
+ADDRESS_FIELDS = ADDRESS_PARTS
 TEXT_LIMITS = {
     "first_name": 150,
     "last_name": 150,
@@ -62,9 +70,18 @@ class CustomerData:
     custom_fields: dict[str, Any] | None = None
     address: dict[str, str] | None = None
     tags: list[str] | None = None
+    add_tags: list[str] | None = None  # on update: tags to attach / detach, leaving the others
+    remove_tags: list[str] | None = None
     consents: dict[tuple[str, str], bool] | None = None
     consent_source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class CustomerExists(ValidationError):
+    """Another customer of the site has this externalId (the unique constraint said so)."""
+
+    def __init__(self) -> None:
+        super().__init__({"external_id": _("Customer already exists.")})
 
 
 def check_manager(manager: Any, site: Site, field_name: str = "manager") -> None:
@@ -127,11 +144,60 @@ def _clean_phones(site: Site, phones: Iterable[str]) -> list[str]:
     return cleaned
 
 
-def _clean_address(address: dict[str, str]) -> dict[str, str]:
-    return {
-        key: clean_text(address.get(key, ""), f"address.{key}", 1000 if key == "text" else 255)
+def clean_address_parts(address: dict[str, Any], model: Any = CustomerAddress) -> dict[str, str]:
+    """The parts of `address` that were given, cleaned; the ones left out are not in the result."""
+    cleaned = {}
+    for key in ADDRESS_FIELDS:
+        if key not in address:
+            continue
+        value = clean_text(address[key], f"address.{key}", model._meta.get_field(key).max_length)
+        if key == "country_iso":
+            value = value.upper()
+            if value and not (len(value) == 2 and value.isascii() and value.isalpha()):
+                raise ValidationError({"address.country_iso": _("Expected a two-letter country code.")})
+        cleaned[key] = value
+    return cleaned
+
+
+def _clean_address(address: dict[str, Any]) -> dict[str, str]:
+    return clean_address_parts(address)
+
+
+def _address_changes(
+    entity_id: int, address_id: int, old: dict[str, str], new: dict[str, str], *, created: bool = False
+) -> list[Change]:
+    """One record per changed part (`address.city` …), as retailCRM's history names them."""
+    return [
+        Change(
+            ENTITY,
+            entity_id,
+            f"address.{key}",
+            old.get(key) or None,
+            new.get(key) or None,
+            created=created,
+            context={"address_id": address_id},
+        )
         for key in ADDRESS_FIELDS
-    }
+        if (old.get(key) or "") != (new.get(key) or "")
+    ]
+
+
+def custom_field_changes(
+    entity: str, entity_id: int, old: dict[str, Any], new: dict[str, Any], *, created: bool = False
+) -> list[Change]:
+    """One record per custom field that changed, named `custom_<code>`."""
+    return [
+        Change(entity, entity_id, f"custom_{code}", old.get(code), new.get(code), created=created)
+        for code in sorted(set(old) | set(new))
+        if old.get(code) != new.get(code)
+    ]
+
+
+def phone_changes(entity_id: int, old: list[str], new: list[str], *, created: bool = False) -> list[Change]:
+    """A record per number removed (old → None) and added (None → new)."""
+    removed = [Change(ENTITY, entity_id, "phones", n, None) for n in old if n not in new]
+    added = [Change(ENTITY, entity_id, "phones", None, n, created=created) for n in new if n not in old]
+    return removed + added
 
 
 def find_duplicates(
@@ -168,17 +234,12 @@ def create_customer(
     values = _clean(site, data)
     phones = _clean_phones(site, data.phones or [])
     address = _clean_address(data.address) if data.address else None
+    tags = _tags(data.tags or ())
     customer = Customer(site=site, created_at=created_at or timezone.now(), created_by=actor.user, **values)
-    if customer.external_id and Customer.objects.filter(site=site, external_id=customer.external_id).exists():
-        raise ValidationError({"external_id": _("Customer already exists.")})
-    customer.save()
+    _save_unique(customer)
     CustomerPhone.objects.bulk_create(
         CustomerPhone(customer=customer, number=n, position=i) for i, n in enumerate(phones)
     )
-    if address and any(address.values()):
-        CustomerAddress.objects.create(customer=customer, is_main=True, **address)
-    if data.tags:
-        customer.tags.set(_tags(data.tags))
     changes = [
         Change(ENTITY, customer.pk, "id", None, customer.pk, created=True, context={"site": site.code})
     ]
@@ -188,24 +249,54 @@ def create_customer(
         for name, value in after.items()
         if value not in (None, "", False, {})
     ]
-    if phones:
-        changes.append(Change(ENTITY, customer.pk, "phones", None, phones, created=True))
+    changes += custom_field_changes(ENTITY, customer.pk, {}, customer.custom_fields, created=True)
+    changes += phone_changes(customer.pk, [], phones, created=True)
     if address and any(address.values()):
-        changes.append(Change(ENTITY, customer.pk, "address", None, address, created=True))
-    if data.tags:
-        changes.append(Change(ENTITY, customer.pk, "tags", None, sorted(set(data.tags)), created=True))
+        main = CustomerAddress.objects.create(customer=customer, is_main=True, **address)
+        changes += _address_changes(customer.pk, main.pk, {}, address, created=True)
+    if tags:
+        customer.tags.set(tags)
+        changes.append(Change(ENTITY, customer.pk, "tags", None, sorted(t.name for t in tags), created=True))
     changes += _set_consents(customer, data.consents or {}, data.consent_source or actor.source)
     history.write(changes, actor)
     events.emit(CustomerCreated(customer.pk, site.code), actor=actor)
     return customer
 
 
+def _save_unique(customer: Customer) -> None:
+    """Save; a taken externalId is decided by the database's unique constraint, also under races."""
+    try:
+        with transaction.atomic():
+            customer.save()
+    except IntegrityError as exc:
+        if customer.external_id:
+            raise CustomerExists() from exc
+        raise
+
+
 def _tags(names: Iterable[str]) -> list[Tag]:
+    wanted = {clean_text(n, "tags", 100) for n in names if str(n).strip()}
+    if len(wanted) > 100:
+        raise ValidationError({"tags": _("At most 100 tags.")})
     tags = []
-    for name in {clean_text(n, "tags", 100) for n in names if str(n).strip()}:
-        tag, _created = Tag.objects.get_or_create(name=name)
+    for name in sorted(wanted):
+        try:
+            with transaction.atomic():
+                tag, _created = Tag.objects.get_or_create(name=name)
+        except IntegrityError:  # created by a concurrent request in the meantime
+            tag = Tag.objects.get(name=name)
         tags.append(tag)
     return tags
+
+
+def tag_names_after(current: Iterable[str], data: CustomerData) -> list[str] | None:
+    """The tag names after applying `tags` (the full set) or `add_tags`/`remove_tags`; None: unchanged."""
+    if data.tags is None and data.add_tags is None and data.remove_tags is None:
+        return None
+    names = list(data.tags) if data.tags is not None else list(current)
+    names += list(data.add_tags or ())
+    removed = {clean_text(n, "tags", 100) for n in data.remove_tags or ()}
+    return [n for n in names if clean_text(n, "tags", 100) not in removed]
 
 
 def _set_consents(customer: Customer, consents: dict[tuple[str, str], bool], source: str) -> list[Change]:
@@ -242,19 +333,17 @@ def update_customer(customer: Customer, data: CustomerData, *, actor: Actor) -> 
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     site = customer.site
     values = _clean(site, data)
-    if (
-        values.get("external_id")
-        and Customer.objects.filter(site=site, external_id=values["external_id"])
-        .exclude(pk=customer.pk)
-        .exists()
-    ):
-        raise ValidationError({"external_id": _("Customer already exists.")})
     before = history.snapshot(customer, TRACKED_FIELDS)
+    old_custom = dict(customer.custom_fields or {})
     old_manager_id = customer.manager_id
     for name, value in values.items():
         setattr(customer, name, value)
-    customer.save()
+    if "external_id" in values:
+        _save_unique(customer)
+    else:
+        customer.save()
     changes = history.diff(ENTITY, customer.pk, before, history.snapshot(customer, TRACKED_FIELDS))
+    changes += custom_field_changes(ENTITY, customer.pk, old_custom, customer.custom_fields or {})
     if data.phones is not None:
         phones = _clean_phones(site, data.phones)
         old_phones = [p.number for p in customer.phones.all()]
@@ -263,20 +352,13 @@ def update_customer(customer: Customer, data: CustomerData, *, actor: Actor) -> 
             CustomerPhone.objects.bulk_create(
                 CustomerPhone(customer=customer, number=n, position=i) for i, n in enumerate(phones)
             )
-            changes.append(Change(ENTITY, customer.pk, "phones", old_phones, phones))
+            changes += phone_changes(customer.pk, old_phones, phones)
     if data.address is not None:
-        address = _clean_address(data.address)
-        main = customer.addresses.filter(is_main=True).first()
-        old = {k: getattr(main, k) for k in ADDRESS_FIELDS} if main else None
-        if address != old:
-            if main:
-                CustomerAddress.objects.filter(pk=main.pk).update(**address)
-            else:
-                CustomerAddress.objects.create(customer=customer, is_main=True, **address)
-            changes.append(Change(ENTITY, customer.pk, "address", old, address))
-    if data.tags is not None:
+        changes += _update_main_address(customer, _clean_address(data.address))
+    new_tag_names = tag_names_after(customer.tags.values_list("name", flat=True), data)
+    if new_tag_names is not None:
         old_tags = sorted(customer.tags.values_list("name", flat=True))
-        new_tags = _tags(data.tags)
+        new_tags = _tags(new_tag_names)
         if sorted(t.name for t in new_tags) != old_tags:
             customer.tags.set(new_tags)
             changes.append(Change(ENTITY, customer.pk, "tags", old_tags, sorted(t.name for t in new_tags)))
@@ -292,15 +374,39 @@ def update_customer(customer: Customer, data: CustomerData, *, actor: Actor) -> 
     return customer
 
 
+def _update_main_address(customer: Customer, address: dict[str, str]) -> list[Change]:
+    """Merge the given parts into the main address (creating it when there is none)."""
+    main = customer.addresses.filter(is_main=True).first()
+    old = {k: getattr(main, k) for k in ADDRESS_FIELDS} if main else {}
+    new = {k: "" for k in ADDRESS_FIELDS} | old | address
+    if new == ({k: "" for k in ADDRESS_FIELDS} | old):
+        return []
+    if main:
+        CustomerAddress.objects.filter(pk=main.pk).update(**new)
+    else:
+        main = CustomerAddress.objects.create(customer=customer, is_main=True, **new)
+    return _address_changes(customer.pk, main.pk, old, new)
+
+
 @transaction.atomic
-def add_note(customer: Customer, text: str, *, actor: Actor) -> CustomerNote:
+def add_note(customer: Customer, text: str, *, actor: Actor, author: Any = None) -> CustomerNote:
+    """`author` defaults to the acting user (an API client names the manager it writes for)."""
     text = clean_text(text, "text", 5000)
     if not text:
         raise ValidationError({"text": _("This field is required.")})
-    note = CustomerNote.objects.create(customer=customer, text=text, author=actor.user)
+    note = CustomerNote.objects.create(customer=customer, text=text, author=author or actor.user)
     history.write([Change(ENTITY, customer.pk, "note", None, text, context={"note_id": note.pk})], actor)
     events.emit(CustomerUpdated(customer.pk, customer.site.code, ["note"]), actor=actor)
     return note
+
+
+@transaction.atomic
+def delete_note(note: CustomerNote, *, actor: Actor) -> None:
+    note = CustomerNote.objects.select_for_update().select_related("customer__site").get(pk=note.pk)
+    customer = note.customer
+    history.write([Change(ENTITY, customer.pk, "note", note.text, None, context={"note_id": note.pk})], actor)
+    note.delete()
+    events.emit(CustomerUpdated(customer.pk, customer.site.code, ["note"]), actor=actor)
 
 
 @transaction.atomic
@@ -330,6 +436,12 @@ def merge_customers(survivor: Customer, others: Iterable[Customer], *, actor: Ac
             known.add(phone.number)
             position += 1
     CustomerNote.objects.filter(customer_id__in=other_ids).update(customer=survivor)
+    # The survivor speaks for the corporate customers the others did (unless it already does).
+    taken = set(CorporateContact.objects.filter(customer=survivor).values_list("corporate_id", flat=True))
+    for contact in CorporateContact.objects.filter(customer_id__in=other_ids).order_by("id"):
+        if contact.corporate_id not in taken:
+            CorporateContact.objects.filter(pk=contact.pk).update(customer=survivor)
+            taken.add(contact.corporate_id)
     CustomerAddress.objects.filter(customer_id__in=other_ids).update(customer=survivor, is_main=False)
     survivor.tags.add(*Tag.objects.filter(customers__in=other_ids))
     changes = []

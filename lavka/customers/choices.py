@@ -35,5 +35,44 @@ TRACKED_FIELDS = {
     "campaign": "source.campaign",
     "keyword": "source.keyword",
     "content": "source.content",
-    "custom_fields": "custom_fields",
 }
+
+
+class ContragentType(models.TextChoices):
+    # retailCRM's codes, spelling included.
+    INDIVIDUAL = "individual", _("individual")
+    LEGAL_ENTITY = "legal-entity", _("legal entity")
+    ENTREPRENEUR = "enterpreneur", _("sole trader")
+
+
+# Corporate customers: tracked attributes and their history field names.
+CORPORATE_TRACKED_FIELDS = {
+    "nick_name": "nick_name",
+    "manager_id": "manager",
+    "external_id": "external_id",
+    "vip": "vip",
+    "bad": "bad",
+    "source": "source.source",
+    "medium": "source.medium",
+    "campaign": "source.campaign",
+    "keyword": "source.keyword",
+    "content": "source.content",
+}
+# The parts of an address, as model field names (customers' and corporate customers' addresses alike).
+ADDRESS_PARTS = ("index", "country_iso", "region", "city", "street", "building", "flat", "notes", "text")
+CONTRAGENT_FIELDS = (
+    "contragent_type",
+    "legal_name",
+    "legal_address",
+    "inn",
+    "kpp",
+    "okpo",
+    "ogrn",
+    "ogrnip",
+    "certificate_number",
+    "bik",
+    "bank",
+    "bank_address",
+    "corr_account",
+    "bank_account",
+)

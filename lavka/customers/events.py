@@ -33,3 +33,29 @@ class CustomersMerged(DomainEvent):
     customer_id: int  # the survivor
     site: str
     merged_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CorporateCustomerCreated(DomainEvent):
+    type = "customers.corporate_created"
+    corporate_id: int
+    site: str
+
+
+@dataclass(frozen=True)
+class CorporateCustomerUpdated(DomainEvent):
+    """Fields, addresses, companies, contacts or notes of a corporate customer changed."""
+
+    type = "customers.corporate_updated"
+    corporate_id: int
+    site: str
+    fields: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CorporateManagerChanged(DomainEvent):
+    type = "customers.corporate_manager_changed"
+    corporate_id: int
+    site: str
+    old_manager_id: int | None
+    new_manager_id: int | None

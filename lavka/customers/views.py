@@ -63,6 +63,7 @@ HISTORY_LABELS: dict[str, Any] = {
     "address": gettext_lazy("Address"),
     "tags": gettext_lazy("Tags"),
     "note": gettext_lazy("Note"),
+    "address.country_iso": gettext_lazy("Country"),
     "merged": gettext_lazy("Merged customers"),
     "merged_into": gettext_lazy("Merged into"),
 }
@@ -140,8 +141,10 @@ def export(request: HttpRequest) -> HttpResponse:
 # --- The customer card -----------------------------------------------------------------------------------
 
 
-def _labels() -> dict[str, Any]:
+def _labels(customer: Customer) -> dict[str, Any]:
     labels = dict(HISTORY_LABELS)
+    definitions = CustomField.objects.filter(site=customer.site_id, entity=CustomField.Entity.CUSTOMER)
+    labels.update({f"custom_{d.code}": d.name for d in definitions})
     for channel in Channel:
         for purpose in Purpose:
             labels[f"consent.{channel}.{purpose}"] = _("Consent: %(channel)s, %(purpose)s") % {
@@ -160,7 +163,9 @@ def _history(customer: Customer) -> list[Any]:
     user_ids = {ref_id(v) for r in records if r.field == "manager" for v in (r.old_value, r.new_value)}
     users = {u.pk: str(u) for u in User.objects.filter(pk__in=[i for i in user_ids if isinstance(i, int)])}
     return timeline(
-        records, labels=_labels(), resolvers={"manager": lookup(users), "sex": lookup(dict(Sex.choices))}
+        records,
+        labels=_labels(customer),
+        resolvers={"manager": lookup(users), "sex": lookup(dict(Sex.choices))},
     )
 
 

@@ -9,13 +9,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from lavka.catalog.models import Offer
 from lavka.core import events, history
-from lavka.core.actor import Actor
+from lavka.core.actor import Actor, Source
 from lavka.core.history import Change
 from lavka.core.models import CustomField, Site
 from lavka.core.money import ZERO, to_money
@@ -25,6 +25,7 @@ from lavka.customers.actions import CustomerData, check_manager
 from lavka.customers.models import Customer
 from lavka.orders import totals
 from lavka.orders.choices import (
+    ADDRESS_PARTS,
     ITEM_TRACKED_FIELDS,
     PAYMENT_TRACKED_FIELDS,
     TRACKED_FIELDS,
@@ -50,6 +51,7 @@ from lavka.orders.models import (
     PaymentStatus,
     PaymentType,
     Status,
+    StatusGroup,
     StatusTransition,
 )
 
@@ -68,11 +70,19 @@ TEXT_LIMITS = {
     "content": 255,
 }
 MAX_ITEMS = 200
+MAX_LINE_IDS = 10  # externalIds per order line
 
 
 class InvalidTransition(ValidationError):
     def __init__(self, message: str) -> None:
         super().__init__({"status": message})
+
+
+class OrderExists(ValidationError):
+    """Another order of the site has this externalId (or number): the unique constraint said so."""
+
+    def __init__(self, field_name: str = "external_id") -> None:
+        super().__init__({field_name: _("Order already exists.")})
 
 
 @dataclass
@@ -84,6 +94,8 @@ class ItemData:
     discount_manual_percent: Any = ZERO
     comment: str = ""
     id: int | None = None  # an existing line, on edit
+    product_name: str | None = None  # None: the offer's name
+    external_ids: list[dict[str, Any]] | None = None  # the shop's ids of the line: [{code, value}]
 
 
 @dataclass
@@ -123,6 +135,8 @@ class OrderData:
     delivery_date: Any = None
     delivery_time_from: Any = None
     delivery_time_to: Any = None
+    delivery_address_parts: dict[str, Any] | None = None  # ADDRESS_PARTS → text
+    delivery_external_id: str | None = None
     discount_manual_amount: Any = None
     discount_manual_percent: Any = None
     source: str | None = None
@@ -207,6 +221,10 @@ def _clean_fields(site: Site, data: OrderData, ref: Callable[..., Any] = _ref) -
         )
     if data.custom_fields is not None:
         values["custom_fields"] = clean_custom_fields(site, CustomField.Entity.ORDER, data.custom_fields)
+    if data.delivery_address_parts is not None:
+        values["delivery_address_parts"] = _clean_address_parts(data.delivery_address_parts)
+    if data.delivery_external_id is not None:
+        values["delivery_external_id"] = clean_text(data.delivery_external_id, "delivery_external_id", 100)
     if data.manager_set:
         check_manager(data.manager, site)
         values["manager"] = data.manager
@@ -216,6 +234,34 @@ def _clean_fields(site: Site, data: OrderData, ref: Callable[..., Any] = _ref) -
     if frm and to and frm >= to:
         raise ValidationError({"delivery_time_to": _("Must be later than the start of the slot.")})
     return values
+
+
+def _clean_address_parts(parts: dict[str, Any]) -> dict[str, str]:
+    if not isinstance(parts, dict):
+        raise ValidationError({"delivery_address": _("Expected a set of address parts.")})
+    cleaned = {}
+    for name in ADDRESS_PARTS:
+        text = clean_text(parts.get(name), f"delivery_address.{name}", 255)
+        if text:
+            cleaned[name] = text
+    return cleaned
+
+
+def _clean_line_ids(raw: Any, field_name: str) -> list[dict[str, str]]:
+    """A line's externalIds: a list of {code, value} pairs of short strings."""
+    if raw in (None, ""):
+        return []
+    if not isinstance(raw, list) or len(raw) > MAX_LINE_IDS:
+        raise ValidationError({field_name: _("Expected a list of {code, value} pairs.")})
+    cleaned = []
+    for entry in raw:
+        if not isinstance(entry, dict) or isinstance(entry.get("value"), dict | list):
+            raise ValidationError({field_name: _("Expected a list of {code, value} pairs.")})
+        code = clean_text(entry.get("code"), field_name, 100)
+        value = clean_text(entry.get("value"), field_name, 100)
+        if value and {"code": code, "value": value} not in cleaned:
+            cleaned.append({"code": code, "value": value})
+    return cleaned
 
 
 def _clean_items(
@@ -259,18 +305,31 @@ def _clean_items(
             "discount_manual_amount": discount,
             "discount_manual_percent": percent,
             "comment": clean_text(item.comment, f"{prefix}.comment", 1000),
+            "product_name": clean_text(item.product_name, f"{prefix}.product_name", 255) or offer.name,
         }
+        if item.external_ids is not None:
+            values["external_ids"] = _clean_line_ids(item.external_ids, f"{prefix}.external_ids")
         cleaned.append((item, offer, values))
     return cleaned
 
 
 def _clean_payment(
-    data: PaymentData, field_prefix: str = "payment", ref: Callable[..., Any] = _ref
+    data: PaymentData,
+    field_prefix: str = "payment",
+    ref: Callable[..., Any] = _ref,
+    *,
+    amount_optional: bool = False,
 ) -> dict[str, Any]:
+    """`amount_optional`: a missing amount stays None, for the caller to fill in."""
+    amount = (
+        None
+        if amount_optional and data.amount in (None, "")
+        else clean_decimal(data.amount, f"{field_prefix}.amount", minimum=Decimal("0.01"))
+    )
     return {
         "type": ref(PaymentType, data.type, f"{field_prefix}.type", default=""),
         "status": ref(PaymentStatus, data.status, f"{field_prefix}.status", default=""),
-        "amount": clean_decimal(data.amount, f"{field_prefix}.amount", minimum=Decimal("0.01")),
+        "amount": amount,
         "paid_at": data.paid_at,
         "comment": clean_text(data.comment, f"{field_prefix}.comment", 1000),
         "external_id": clean_text(data.external_id, f"{field_prefix}.external_id", 100) or None
@@ -303,109 +362,228 @@ def _apply_item(item: OrderItem, offer: Offer, values: dict[str, Any]) -> None:
 
 def recalculate(order: Order) -> None:
     """Derive the totals and the paid amount from lines and payments (no history: they are derived)."""
-    lines = [(i.summ, to_money(i.purchase_price * i.quantity)) for i in order.items.all()]
+    derive_totals(order, list(order.items.all()), list(order.payments.select_related("status")))
+
+
+def derive_totals(order: Order, items: list[OrderItem], payments: list[Payment]) -> None:
+    """The order's totals and paid amount from the lines and payments in hand.
+
+    Fully paid keeps its first moment; a new one is the latest payment date (or now).
+    """
     order.summ, order.purchase_summ, order.total_summ = totals.order_totals(
-        lines,
+        [(i.summ, to_money(i.purchase_price * i.quantity)) for i in items],
         delivery_cost=order.delivery_cost,
         discount_amount=order.discount_manual_amount,
         discount_percent=order.discount_manual_percent,
     )
-    paid = sum((p.amount for p in order.payments.select_related("status") if p.status.payment_complete), ZERO)
-    order.prepay_sum = to_money(paid)
+    paid = [p for p in payments if p.status.payment_complete]
+    order.prepay_sum = to_money(sum((p.amount for p in paid), ZERO))
     if order.total_summ > 0 and order.prepay_sum >= order.total_summ:
-        order.full_paid_at = order.full_paid_at or timezone.now()
+        latest = max((p.paid_at for p in paid if p.paid_at), default=None)
+        order.full_paid_at = order.full_paid_at or latest or timezone.now()
     else:
         order.full_paid_at = None
 
 
+def _take_number(site: Site) -> int:
+    """Move the site's counter on by one; its row stays locked until the commit.
+
+    One UPDATE … RETURNING: this runs for every new order, under a lock other creators wait for.
+    """
+    table = OrderCounter._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_number = last_number + 1 WHERE site_id = %s RETURNING last_number",
+            [site.pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        OrderCounter.objects.get_or_create(site=site)
+        return _take_number(site)
+    return row[0]
+
+
 def _next_number(site: Site) -> str:
-    OrderCounter.objects.get_or_create(site=site)
-    counter = OrderCounter.objects.select_for_update().get(site=site)
-    number = counter.last_number
+    """The site's next free number (a shop may have used some with numbers of its own)."""
     while True:
-        number += 1
-        candidate = f"{number}{site.order_suffix}"
+        candidate = f"{_take_number(site)}{site.order_suffix}"
         if not Order.objects.filter(site=site, number=candidate).exists():
-            break
-    OrderCounter.objects.filter(site=site).update(last_number=number)
-    return candidate
+            return candidate
 
 
 def _initial_status(order_type: OrderType, code: str | None) -> Status:
+    statuses = Status.objects.select_related("group").filter(is_active=True)
     if code:
-        return _ref(Status, code, "status")
-    status = Status.objects.filter(group__code=Group.NEW, is_active=True).order_by("ordering").first()
+        status = statuses.filter(code=code).first()
+        if status is None:
+            raise ValidationError({"status": _("Unknown value “%(code)s”.") % {"code": code}})
+        return status
+    status = statuses.filter(group__code=Group.NEW).order_by("ordering").first()
     if status is None:
         raise ValidationError({"status": _("Not configured.")})
     return status
 
 
-@transaction.atomic
-def create_order(site: Site, data: OrderData, *, actor: Actor) -> Order:
-    values = _clean_fields(site, data)
-    order_type = _ref(
-        OrderType,
-        data.order_type,
-        "order_type",
-        default="default_for_api" if actor.source == "api" else "default_for_crm",
+def _new_order_refs(
+    type_code: str | None, status_code: str | None, defaults: str, *, with_method: bool
+) -> tuple[OrderType, OrderMethod | None, Status]:
+    """A new order's type, method and status in one round trip (this runs for every order an
+    integration sends). A code picks that active row; no code, the `defaults` one (else the first
+    active); the status by default is the first of the group "new". The rows come back with their ids
+    and codes only; anything else about them is read when asked for."""
+    qn = connection.ops.quote_name
+    branches, params = [], []
+
+    def pick(tag: str, model: Any, code: str | None) -> None:
+        where = "code = %s" if code else "1 = 1"
+        order = "code" if code else f"{qn(defaults)} DESC, ordering, code"
+        table = qn(model._meta.db_table)
+        branches.append(
+            f"SELECT '{tag}', id, code, CAST(NULL AS BIGINT), NULL FROM (SELECT id, code FROM {table}"
+            f" WHERE is_active AND {where} ORDER BY {order} LIMIT 1) AS {tag}"
+        )
+        params.extend([code] if code else [])
+
+    pick("t", OrderType, type_code)
+    if with_method:
+        pick("m", OrderMethod, None)
+    status, group = qn(Status._meta.db_table), qn(StatusGroup._meta.db_table)
+    branches.append(
+        "SELECT 's', id, code, group_id, group_code FROM (SELECT s.id, s.code, s.group_id,"
+        f" g.code AS group_code FROM {status} s JOIN {group} g ON g.id = s.group_id WHERE s.is_active AND "
+        f"{'s.code = %s' if status_code else 'g.code = %s'} ORDER BY s.ordering, s.code LIMIT 1) AS st"
     )
-    values.setdefault("order_method", _ref(OrderMethod, None, "order_method"))
-    status = _initial_status(order_type, data.status)
-    items = _clean_items(site, data.items or [])
-    payments = [_clean_payment(p, f"payments.{i}") for i, p in enumerate(data.payments or [])]
-    if (
-        values.get("external_id")
-        and Order.objects.filter(site=site, external_id=values["external_id"]).exists()
-    ):
-        raise ValidationError({"external_id": _("Order already exists.")})
+    params.append(status_code or Group.NEW)
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(branches), params)
+        found = {row[0]: row[1:] for row in cursor.fetchall()}
+
+    def made(tag: str, model: Any, field_name: str, code: str | None) -> Any:
+        if tag not in found:
+            if code:
+                raise ValidationError({field_name: _("Unknown value “%(code)s”.") % {"code": code}})
+            raise ValidationError({field_name: _("Not configured.")})
+        pk, code, group_id, group_code = found[tag]
+        if model is not Status:
+            return model.from_db(connection.alias, ["id", "code"], [pk, code])
+        row = model.from_db(connection.alias, ["id", "code", "group_id"], [pk, code, group_id])
+        Status.group.field.set_cached_value(
+            row, StatusGroup.from_db(connection.alias, ["id", "code"], [group_id, group_code])
+        )
+        return row
+
+    return (
+        made("t", OrderType, "order_type", type_code),
+        made("m", OrderMethod, "order_method", None) if with_method else None,
+        made("s", Status, "status", status_code),
+    )
+
+
+@transaction.atomic
+def create_order(
+    site: Site, data: OrderData, *, actor: Actor, offers: dict[int, Offer] | None = None
+) -> Order:
+    """`offers`: the lines' offers by id when the caller has loaded them already (the API has)."""
+    defaults = "default_for_api" if actor.source == Source.API else "default_for_crm"
+    values = _clean_fields(site, data)
+    order_type, method, status = _new_order_refs(
+        data.order_type, data.status, defaults, with_method="order_method" not in values
+    )
+    values.setdefault("order_method", method)
+    cleaned_items = _clean_items(site, data.items or [], offers)
     if status.group.code not in (Group.NEW, *Group.CLOSED) and not values.get("manager"):
         raise ValidationError({"manager": _("An order in this status needs a responsible manager.")})
-
     customer = data.customer
     if customer is not None and (customer.site_id != site.pk or customer.merged_into_id):
         raise ValidationError({"customer": _("Unknown customer.")})
-    if customer is None:
-        if data.new_customer is None:
-            raise ValidationError({"customer": _("Choose a customer or enter a new one.")})
-        customer = customer_actions.create_customer(
-            site, data.new_customer, actor=actor, created_at=values.get("created_at")
-        )
-    for name in ("first_name", "last_name", "patronymic", "email"):
-        if not values.get(name):
-            values[name] = getattr(customer, name)
-    if not values.get("phone"):
-        values["phone"] = customer.main_phone
+    if customer is None and data.new_customer is None:
+        raise ValidationError({"customer": _("Choose a customer or enter a new one.")})
+    number = clean_text(data.number, "number", 64) if data.number else ""
 
-    number = clean_text(data.number, "number", 64) if data.number else _next_number(site)
+    now = timezone.now()
     order = Order(
         site=site,
         number=number,
         order_type=order_type,
         status=status,
         created_by=actor.user,
-        status_updated_at=timezone.now(),
-        customer=customer,
-        from_api=actor.source == "api",
+        status_updated_at=now,
+        from_api=actor.source == Source.API,
         **values,
     )
-    order.created_at = order.created_at or timezone.now()
-    try:
-        with transaction.atomic():
-            order.save()
-    except IntegrityError as exc:
-        # The unique constraints decide under concurrency, not the check above.
-        raise ValidationError(
-            {"external_id" if order.external_id else "number": _("Order already exists.")}
-        ) from exc
-    for _data, offer, item_values in items:
+    order.created_at = order.created_at or now
+    items = []
+    for _data, offer, item_values in cleaned_items:
         item = OrderItem(order=order)
         _apply_item(item, offer, item_values)
-        item.save()
-    for payment_values in payments:
-        Payment.objects.create(order=order, **payment_values)
-    recalculate(order)
-    order.save()
+        items.append(item)
+    payments = _new_payments(order, data.payments or [], items)
+    derive_totals(order, items, payments)
 
+    # From here on rows are locked until the commit, in a fixed order (the site's order counter, then
+    # the history chain): keep this part short and free of anything that could wait.
+    if not order.number:
+        order.number = _next_number(site)
+    if customer is None:
+        customer = customer_actions.create_customer(
+            site, data.new_customer, actor=actor, created_at=values.get("created_at")
+        )
+    order.customer = customer
+    for name in ("first_name", "last_name", "patronymic", "email"):
+        if not getattr(order, name):
+            setattr(order, name, getattr(customer, name))
+    if not order.phone and data.customer is not None:
+        order.phone = customer.main_phone
+    try:
+        order.save(force_insert=True)
+    except IntegrityError as exc:
+        # The unique constraints decide, also between concurrent requests; the transaction is
+        # rolled back as this error leaves it, so nothing of the attempt stays.
+        clash = next((f for f in ("external_id", "number") if f in str(exc)), None)
+        if clash is None:
+            raise
+        raise OrderExists(clash) from exc
+    for item in items:
+        item.order = order
+    for payment in payments:
+        payment.order = order
+    OrderItem.objects.bulk_create(items)
+    Payment.objects.bulk_create(payments)
+    _write_creation(order, items, payments, actor)
+    _keep_related(order, items=items, payments=payments)
+    return order
+
+
+def _keep_related(order: Order, **related: list[Any]) -> None:
+    """Leave the rows in hand in the order's prefetch cache, as `prefetch_related` would: a caller
+    that shows the new order at once reads its lines and payments without querying them again."""
+    cache = order.__dict__.setdefault("_prefetched_objects_cache", {})
+    for name, rows in related.items():
+        queryset = getattr(order, name).all()
+        queryset._result_cache, queryset._prefetch_done = rows, True
+        cache[name] = queryset
+
+
+def _new_payments(order: Order, given: list[PaymentData], items: list[OrderItem]) -> list[Payment]:
+    """Payments given with a new order; one without an amount pays what the others leave."""
+    cleaned = [_clean_payment(p, f"payments.{i}", amount_optional=True) for i, p in enumerate(given)]
+    total = totals.order_totals(
+        [(i.summ, ZERO) for i in items],
+        delivery_cost=order.delivery_cost,
+        discount_amount=order.discount_manual_amount,
+        discount_percent=order.discount_manual_percent,
+    )[2]
+    rest = max(total - sum((p["amount"] for p in cleaned if p["amount"] is not None), ZERO), ZERO)
+    payments = []
+    for values in cleaned:
+        if values["amount"] is None:
+            values["amount"], rest = rest, ZERO
+        payments.append(Payment(**values))
+    return payments
+
+
+def _write_creation(order: Order, items: list[OrderItem], payments: list[Payment], actor: Actor) -> None:
+    site, status = order.site, order.status
     changes = [
         Change(
             ENTITY,
@@ -434,7 +612,7 @@ def create_order(site: Site, data: OrderData, *, actor: Actor) -> Order:
             created=True,
             context={"item_id": item.pk},
         )
-        for item in order.items.all()
+        for item in items
     ]
     changes += [
         Change(
@@ -446,37 +624,58 @@ def create_order(site: Site, data: OrderData, *, actor: Actor) -> Order:
             created=True,
             context={"payment_id": p.pk},
         )
-        for p in order.payments.all()
+        for p in payments
     ]
     history.write(changes, actor)
-    events.emit(OrderCreated(order.pk, site.code, customer.pk, status.code, order.manager_id), actor=actor)
-    for payment in order.payments.all():
+    events.emit(
+        OrderCreated(order.pk, site.code, order.customer_id, status.code, order.manager_id), actor=actor
+    )
+    for payment in payments:
         events.emit(
             OrderPaymentAdded(
-                order.pk, site.code, customer.pk, payment.pk, str(payment.amount), payment.status.code
+                order.pk, site.code, order.customer_id, payment.pk, str(payment.amount), payment.status.code
             ),
             actor=actor,
         )
-    return order
 
 
 def _payment_history(payment: Payment) -> dict[str, Any]:
-    return {
+    record = {
         "id": payment.pk,
         "type": payment.type.code,
         "status": payment.status.code,
         "amount": payment.amount,
     }
+    if payment.external_id:
+        record["external_id"] = payment.external_id
+    return record
 
 
 def order_state(order: Order) -> dict[str, Any]:
-    """The order's tracked values as history records them: reference books by code, the customer by id."""
+    """The order's tracked values as history records them: reference books by code, the customer by
+    id, the delivery slot as one {from, to}, address parts and custom fields one by one."""
     state = history.snapshot(order, TRACKED_FIELDS)
     for name in ("order_type", "order_method", "delivery_type"):
         ref = getattr(order, name)
         state[name] = {"code": ref.code} if ref else None
     state["customer"] = {"id": order.customer_id} if order.customer_id else None
+    frm, to = order.delivery_time_from, order.delivery_time_to
+    state["delivery_time"] = (
+        {"from": frm.strftime("%H:%M") if frm else None, "to": to.strftime("%H:%M") if to else None}
+        if frm or to
+        else None
+    )
+    for part, value in (order.delivery_address_parts or {}).items():
+        state[f"delivery_address.{part}"] = value
+    for code, value in (order.custom_fields or {}).items():
+        state[f"custom_{code}"] = value
     return state
+
+
+def _state_diff(order: Order, before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
+    """Changes between two order_state()s; a part or custom field that went away becomes None."""
+    after = {**dict.fromkeys(before), **after}
+    return history.diff(ENTITY, order.pk, before, after)
 
 
 def _locked(order: Order) -> Order:
@@ -488,7 +687,9 @@ def _locked(order: Order) -> Order:
 
 
 @transaction.atomic
-def update_order(order: Order, data: OrderData, *, actor: Actor) -> Order:
+def update_order(
+    order: Order, data: OrderData, *, actor: Actor, offers: dict[int, Offer] | None = None
+) -> Order:
     order = _locked(order)
     site = order.site
     values = _clean_fields(site, data)
@@ -503,16 +704,24 @@ def update_order(order: Order, data: OrderData, *, actor: Actor) -> Order:
         values.get("external_id")
         and Order.objects.filter(site=site, external_id=values["external_id"]).exclude(pk=order.pk).exists()
     ):
-        raise ValidationError({"external_id": _("Order already exists.")})
+        raise OrderExists()
+    frm = values.get("delivery_time_from", order.delivery_time_from)
+    to = values.get("delivery_time_to", order.delivery_time_to)
+    if frm and to and frm >= to:
+        raise ValidationError({"delivery_time_to": _("Must be later than the start of the slot.")})
     before = order_state(order)
     for name, value in values.items():
         setattr(order, name, value)
     changes = []
     if data.items is not None:
-        changes += _replace_items(order, _clean_items(site, data.items))
+        changes += _replace_items(order, _clean_items(site, data.items, offers))
     recalculate(order)
-    order.save()
-    changes = history.diff(ENTITY, order.pk, before, order_state(order)) + changes
+    try:
+        with transaction.atomic():
+            order.save()
+    except IntegrityError as exc:  # another request took the externalId meanwhile
+        raise OrderExists() from exc
+    changes = _state_diff(order, before, order_state(order)) + changes
     history.write(changes, actor)
     if changes:
         events.emit(
@@ -523,6 +732,8 @@ def update_order(order: Order, data: OrderData, *, actor: Actor) -> Order:
 
 
 def _replace_items(order: Order, cleaned: list[tuple[ItemData, Offer, dict[str, Any]]]) -> list[Change]:
+    """The new list of lines: lines named by id are kept and updated, the others are added, and the
+    order's lines not named are removed."""
     existing = {item.pk: item for item in order.items.all()}
     kept: set[int] = set()
     changes = []
@@ -540,6 +751,8 @@ def _replace_items(order: Order, cleaned: list[tuple[ItemData, Offer, dict[str, 
                 )
             )
             continue
+        if item.pk in kept:
+            raise ValidationError({f"items.{index}.id": _("This line is given twice.")})
         kept.add(item.pk)
         before = history.snapshot(item, ITEM_TRACKED_FIELDS)
         _apply_item(item, offer, values)
@@ -549,7 +762,7 @@ def _replace_items(order: Order, cleaned: list[tuple[ItemData, Offer, dict[str, 
             order.pk,
             before,
             history.snapshot(item, ITEM_TRACKED_FIELDS),
-            context={"item_id": item.pk},
+            context={"item_id": item.pk, "offer_id": item.offer_id},  # the line may be gone when read
         )
     for pk, item in existing.items():
         if pk not in kept:
@@ -710,6 +923,58 @@ def update_payment(payment: Payment, data: PaymentData, *, actor: Actor) -> Paym
             actor=actor,
         )
     return payment
+
+
+@transaction.atomic
+def delete_payment(payment: Payment, *, actor: Actor) -> None:
+    order = _locked(payment.order)
+    payment = (
+        Payment.objects.select_related("type", "status").select_for_update(of=("self",)).get(pk=payment.pk)
+    )
+    removed = _payment_history(payment)
+    payment.delete()
+    recalculate(order)
+    order.save()
+    history.write(
+        [
+            Change(
+                ENTITY,
+                order.pk,
+                "payments",
+                removed,
+                None,
+                context={"payment_id": removed["id"], "removed": True},
+            )
+        ],
+        actor,
+    )
+    events.emit(OrderUpdated(order.pk, order.site.code, order.customer_id, ["payments"]), actor=actor)
+
+
+@transaction.atomic
+def record_delivery_tracking(
+    order: Order, *, actor: Actor, track_number: str | None = None, status: str | None = None
+) -> Order:
+    """What a delivery service reports about the order's shipment: its track number and status."""
+    order = _locked(order)
+    values = {}
+    if track_number is not None:
+        values["track_number"] = clean_text(track_number, "track_number", 100)
+    if status is not None:
+        values["delivery_status"] = clean_text(status, "delivery_status", 100)
+    before = order_state(order)
+    for name, value in values.items():
+        setattr(order, name, value)
+    changes = _state_diff(order, before, order_state(order))
+    if not changes:
+        return order
+    order.save(update_fields=[*values, "updated_at"])
+    history.write(changes, actor)
+    events.emit(
+        OrderUpdated(order.pk, order.site.code, order.customer_id, sorted(c.field for c in changes)),
+        actor=actor,
+    )
+    return order
 
 
 @transaction.atomic

@@ -38,9 +38,10 @@ TRACKED_FIELDS = {
     "manager_comment": "manager_comment",
     "delivery_cost": "delivery_cost",
     "delivery_date": "delivery_date",
-    "delivery_time_from": "delivery_time.from",
-    "delivery_time_to": "delivery_time.to",
     "delivery_address": "delivery_address",
+    "delivery_external_id": "integration_delivery_data.external_id",
+    "track_number": "integration_delivery_data.track_number",
+    "delivery_status": "integration_delivery_data.status",
     "discount_manual_amount": "discount_manual_amount",
     "discount_manual_percent": "discount_manual_percent",
     "source": "source.source",
@@ -48,9 +49,26 @@ TRACKED_FIELDS = {
     "campaign": "source.campaign",
     "keyword": "source.keyword",
     "content": "source.content",
-    "custom_fields": "custom_fields",
     "created_at": "created_at",
 }
+# Order fields that history keeps as several records or one object (see orders.actions.order_state):
+# the delivery slot as `delivery_time` {from, to}, each address part as `delivery_address.<part>`, each
+# custom field as `custom_<code>` — the names retailCRM's history feed uses.
+ADDRESS_PARTS = (
+    "index",
+    "country_iso",
+    "region",
+    "city",
+    "street",
+    "building",
+    "house",
+    "housing",
+    "block",
+    "flat",
+    "floor",
+    "metro",
+    "notes",
+)
 ITEM_TRACKED_FIELDS = {
     "quantity": "order_product.quantity",
     "initial_price": "order_product.initial_price",
@@ -64,4 +82,5 @@ PAYMENT_TRACKED_FIELDS = {
     "amount": "payments.amount",
     "paid_at": "payments.paid_at",
     "comment": "payments.comment",
+    "external_id": "payments.external_id",
 }

@@ -142,6 +142,12 @@ class Order(models.Model):
     delivery_date = models.DateField(_("delivery date"), null=True, blank=True)
     delivery_time_from = models.TimeField(_("from"), null=True, blank=True)
     delivery_time_to = models.TimeField(_("to"), null=True, blank=True)
+    # The address as parts (city, street …) when an integration sends them; `delivery_address` is the line.
+    delivery_address_parts = models.JSONField(default=dict, blank=True)
+    # A delivery service's shipment: its id (what tracking updates name), track number and status.
+    delivery_external_id = models.CharField(_("shipment ID"), max_length=100, blank=True)
+    track_number = models.CharField(_("track number"), max_length=100, blank=True)
+    delivery_status = models.CharField(_("delivery status"), max_length=100, blank=True)
     # Discounts and derived totals (see orders.totals)
     discount_manual_amount = models.DecimalField(_("discount"), **MONEY, default=Decimal("0.00"))
     discount_manual_percent = models.DecimalField(
@@ -193,6 +199,11 @@ class Order(models.Model):
             models.Index(fields=["customer", "-created_at"], name="order_customer_idx"),
             models.Index(fields=["number"], name="order_number_idx"),
             models.Index(fields=["email"], name="order_email_idx"),
+            models.Index(
+                fields=["delivery_external_id"],
+                name="order_shipment_idx",
+                condition=~models.Q(delivery_external_id=""),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -226,6 +237,8 @@ class OrderItem(models.Model):
     summ = models.DecimalField(_("line total"), **MONEY, default=Decimal("0.00"))
     comment = models.CharField(_("comment"), max_length=1000, blank=True)
     external_id = models.CharField(max_length=100, blank=True)
+    # The shop's own ids of the line, `[{"code": "woocomerce", "value": "160_12"}]` (retailCRM externalIds).
+    external_ids = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["id"]

@@ -50,6 +50,18 @@ def save_reference(
 
 
 @transaction.atomic
+def upsert_reference(
+    model: type[ReferenceBook], code: str, values: dict[str, Any], *, actor: Actor
+) -> tuple[ReferenceBook, bool]:
+    """Change the row with this code, or create it (the API's `reference/<book>/{code}/edit`).
+
+    Returns the row and whether it was created.
+    """
+    row = model.objects.select_for_update().filter(code=code).first()
+    return save_reference(model, row, {**values, "code": code}, actor=actor), row is None
+
+
+@transaction.atomic
 def set_transitions(order_type: OrderType, pairs: Iterable[tuple[int, int]], *, actor: Actor) -> int:
     """Make exactly `pairs` (from status id, to status id) the allowed moves of `order_type`.
 

@@ -89,6 +89,7 @@ HISTORY_LABELS = {
     "complaint_comment": gettext_lazy("Complaint comment"),
     "status_comment": gettext_lazy("Status comment"),
     "combined_to": gettext_lazy("Combined into"),
+    "integration_delivery_data": gettext_lazy("Shipment"),
     "created_at": gettext_lazy("Created"),
 }
 
@@ -283,7 +284,16 @@ def _history(order: Order) -> list[Any]:
         "payments.type": lookup(dict(PaymentType.objects.values_list("id", "name"))),
         "payments.status": lookup(dict(PaymentStatus.objects.values_list("id", "name"))),
     }
-    return timeline(records, labels=HISTORY_LABELS, resolvers=resolvers)
+    labels = {
+        **HISTORY_LABELS,
+        **{
+            f"custom_{code}": name
+            for code, name in CustomField.objects.filter(
+                site=order.site_id, entity=CustomField.Entity.ORDER
+            ).values_list("code", "name")
+        },
+    }
+    return timeline(records, labels=labels, resolvers=resolvers)
 
 
 def _card(

@@ -58,9 +58,11 @@ def feed(
     `filter[orderId]`, and to the key's sites for a key with selective site access.
     """
     flt = req.filter
-    if flt.get("sinceId") not in (None, "") and req.params.get("page") not in (None, ""):
-        raise ApiError("Errors in the input parameters", 400, {"page": "page cannot be used with sinceId"})
     limit, page = req.limit_page(HISTORY_LIMITS)
+    # Paging with sinceId is refused (clients move sinceId instead). page=1 is let through: the
+    # official Python client sends it on every call, and it means "the start of the remainder".
+    if flt.get("sinceId") not in (None, "") and page > 1:
+        raise ApiError("Errors in the input parameters", 400, {"page": "page cannot be used with sinceId"})
     rows = HistoryRecord.objects.filter(entity=entity)
     if flt.get("sinceId") not in (None, ""):
         rows = rows.filter(id__gt=_since_id(flt["sinceId"]))

@@ -74,6 +74,25 @@ def parse_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     return _lists(root)
 
 
+def find_nul(value: Any, name: str) -> str | None:
+    """The bracketed name of the first string holding a NUL byte (no database stores one), or None."""
+    if isinstance(value, str):
+        return name if "\x00" in value else None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return name
+        found = find_nul(item, f"{name}[{key}]" if name else str(key))
+        if found:
+            return found
+    return None
+
+
 def decode_entity(value: Any) -> Any:
     """A JSON-or-form value: a string that looks like JSON is decoded, anything else is kept."""
     if isinstance(value, str):

@@ -53,7 +53,12 @@ class ApiRequest:
     def filter(self) -> dict[str, Any]:
         """`filter[...]`; anything that is not a dict (the Python client's `filter=None`) is no filter."""
         value = p.decode_entity(self.params.get("filter"))
-        return value if isinstance(value, dict) else {}
+        if not isinstance(value, dict):
+            return {}
+        nul = p.find_nul(value, "filter")
+        if nul:
+            raise InvalidParameters(nul, "This value contains a NUL character.")
+        return value
 
     def entity(self, *names: str, required: bool = True, kind: type | tuple = dict) -> Any:
         """The JSON-or-form entity field (`order`, `customer` …), first of `names` that is present."""
@@ -62,6 +67,11 @@ class ApiRequest:
                 value = p.decode_entity(self.params[name])
                 if not isinstance(value, kind):
                     raise ApiError("Errors in the entity format", 400, {name: "This value is not valid."})
+                nul = p.find_nul(value, name)
+                if nul:
+                    raise ApiError(
+                        "Errors in the entity format", 400, {nul: "This value contains a NUL character."}
+                    )
                 return value
         if required:
             raise MissingParameter(names[0])
@@ -119,6 +129,8 @@ class ApiRequest:
         if isinstance(code, dict | list):
             raise InvalidParameters(name)
         code = str(code)
+        if "\x00" in code or len(code) > 64:
+            raise InvalidParameters(name)
         if code not in self._sites:
             site = Site.objects.filter(code=code).first()
             if site is None:

@@ -22,7 +22,7 @@ from lavka.accounts.actions import find_api_key, touch_api_key
 from lavka.accounts.models import ApiKey
 from lavka.integrations.api_v5 import ratelimit
 from lavka.integrations.api_v5.errors import AccessDenied, ApiError, InvalidParameters, NotFound, entity_error
-from lavka.integrations.api_v5.params import ParameterError, parse_pairs
+from lavka.integrations.api_v5.params import ParameterError, find_nul, parse_pairs
 from lavka.integrations.api_v5.request import ApiRequest
 from lavka.integrations.api_v5.router import Endpoint, resolve
 from lavka.integrations.models import IdempotentResponse
@@ -52,10 +52,8 @@ def _pairs(query: Any) -> list[tuple[str, str]]:
 
 def _params(request: HttpRequest) -> dict[str, Any]:
     params = parse_pairs(_pairs(request.GET))
-    if request.method != "POST":
-        return params
     content_type = request.META.get("CONTENT_TYPE", "")
-    if content_type.startswith("application/json"):
+    if request.method == "POST" and content_type.startswith("application/json"):
         try:
             body = json.loads(request.body or b"{}")
         except ValueError:
@@ -63,8 +61,11 @@ def _params(request: HttpRequest) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise ApiError("Errors in the input parameters", 400, {"body": "A JSON object is expected."})
         params.update(body)
-    else:
+    elif request.method == "POST":
         params.update(parse_pairs(_pairs(request.POST)))
+    nul = find_nul(params, "")
+    if nul:
+        raise InvalidParameters(nul, "This value contains a NUL character.")
     return params
 
 

@@ -106,3 +106,11 @@ def test_json_body_is_accepted(api):
         HTTP_X_API_KEY=api.raw_key,
     )
     assert bad.status_code == 400 and bad.json()["success"] is False
+
+
+@pytest.mark.django_db
+def test_nul_bytes_are_refused_with_the_field_named(api):
+    raw = api.get("/api/credentials", {"site": "sh\x00op"})
+    assert raw.status == 400 and raw["errors"] == {"children[site]": "This value contains a NUL character."}
+    escaped = api.post("integration-modules/x/edit", {"integrationModule": {"name": "a\u0000b"}})
+    assert escaped.status == 400 and "integrationModule[name]" in escaped["errors"]

@@ -1,0 +1,14 @@
+from lavka.core.events import receiver
+from lavka.core.jobs import enqueue
+from lavka.core.models import OutboxEvent
+from lavka.integrations.webhooks import actions
+from lavka.integrations.webhooks.catalogue import EVENT_TYPES
+
+
+# Registered on the catalogue's types rather than "*": an event no subscription can want costs nothing.
+@receiver(*EVENT_TYPES, name="webhooks.fanout")
+def fanout(event: OutboxEvent) -> None:
+    """Record the event's deliveries; the dispatcher commits them exactly once with its ReceiverDelivery."""
+    ids = actions.create_deliveries(event)
+    if ids:
+        enqueue(actions.SEND_DELIVERIES, *ids)

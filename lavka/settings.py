@@ -172,6 +172,8 @@ LAVKA_EVENT_TRACE = env_bool("LAVKA_EVENT_TRACE")
 # API v5: requests per second per key (0 turns the limit off), as retailCRM's clients expect.
 LAVKA_API_RATE_LIMIT = env_int("LAVKA_API_RATE_LIMIT", 10)
 LAVKA_API_TELEPHONY_RATE_LIMIT = env_int("LAVKA_API_TELEPHONY_RATE_LIMIT", 40)
+# How long a process trusts a key it has looked up (a revocation reaches other processes in this time).
+LAVKA_API_KEY_CACHE_SECONDS = env_int("LAVKA_API_KEY_CACHE_SECONDS", 5)
 
 # Outgoing webhooks (see lavka/integrations/webhooks/conf.py for what each one means).
 LAVKA_WEBHOOK_MAX_FAILURES = env_int("LAVKA_WEBHOOK_MAX_FAILURES", 20)

@@ -3,8 +3,10 @@
 import hashlib
 import secrets
 import string
+import time
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -134,11 +136,29 @@ def _hash_key(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+# Keys found recently, by hash: an integration calls many times a second, and the key with its sites
+# need not be read for each call. A revocation reaches other processes within this many seconds.
+_found_keys: dict[str, tuple[float, ApiKey]] = {}
+
+
 def find_api_key(raw: str) -> ApiKey | None:
     """The active key for this raw value, or None."""
     if not raw or len(raw) > 128:
         return None
-    return ApiKey.objects.filter(key_hash=_hash_key(raw), revoked_at__isnull=True).first()
+    digest = _hash_key(raw)
+    now = time.monotonic()
+    cached = _found_keys.get(digest)
+    if cached and now - cached[0] < settings.LAVKA_API_KEY_CACHE_SECONDS:
+        return cached[1]
+    key = ApiKey.objects.filter(key_hash=digest, revoked_at__isnull=True).prefetch_related("sites").first()
+    if key is None:
+        _found_keys.pop(digest, None)
+        return None
+    _ = key.site_codes  # computed once, while cached
+    if len(_found_keys) > 1000:
+        _found_keys.clear()
+    _found_keys[digest] = (now, key)
+    return key
 
 
 @transaction.atomic
@@ -181,6 +201,7 @@ def revoke_api_key(key: ApiKey, *, actor: Actor) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+    _found_keys.pop(key.key_hash, None)
     return key
 
 

@@ -67,7 +67,7 @@ def apply_errors(
         head, _dot, rest = key.partition(".")
         index, _dot, field = rest.partition(".")
         row_forms = rows.get(head, ())
-        if index.isdigit() and int(index) < len(row_forms):
+        if index.isascii() and index.isdigit() and int(index) < len(row_forms):
             row = row_forms[int(index)]
             row.add_error(field if field in row.fields else None, errors)
             continue

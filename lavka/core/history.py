@@ -6,8 +6,10 @@ record's hash covers its content and the previous record's hash. `verify_chain` 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,17 +71,52 @@ def write(
     """Append `changes` to the chain. Must run inside the action's transaction.
 
     `insert` stores the records (default: bulk_create; the bulk import passes its faster writer).
+    Inside `gathered()` the changes are held and appended when it ends (and [] is returned).
     """
     changes = [c for c in changes if c.created or plain(c.old) != plain(c.new)]
     if not changes:
         return []
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("history.write must run inside the action's transaction")
-    head = ChainHead.objects.select_for_update().get(pk=1)
     when = at or timezone.now()
+    pending = getattr(_gathering, "pending", None)
+    if pending is not None and insert is None:
+        pending.extend((change, actor, when) for change in changes)
+        return []
+    return _append([(change, actor, when) for change in changes], insert)
+
+
+_gathering = threading.local()
+
+
+@contextlib.contextmanager
+def gathered() -> Iterator[None]:
+    """Hold the history an action writes and append it in one go when the block ends.
+
+    An action that writes several entities (an order with its new customer) then takes the chain
+    lock once, at the end, just before its commit: concurrent actions wait for each other only
+    for the append, not for the whole action.
+    """
+    if getattr(_gathering, "pending", None) is not None:
+        yield
+        return
+    _gathering.pending = []
+    try:
+        yield
+        entries = _gathering.pending
+    finally:
+        _gathering.pending = None
+    if entries:
+        _append(entries, None)
+
+
+def _append(
+    entries: list[tuple[Change, Actor, Any]], insert: Callable[[list[HistoryRecord]], Any] | None
+) -> list[HistoryRecord]:
+    head = ChainHead.objects.select_for_update().get(pk=1)
     records = []
     prev_hash, next_id = head.last_hash, head.last_id
-    for change in changes:
+    for change, actor, when in entries:
         next_id += 1
         record = HistoryRecord(
             id=next_id,

@@ -28,7 +28,7 @@ def phone_search_key(raw: str, region: str = "RU") -> str | None:
     try:
         return normalize_phone(raw, region)
     except InvalidPhone:
-        digits = "".join(ch for ch in raw if ch.isdigit())
+        digits = "".join(ch for ch in raw if ch.isascii() and ch.isdigit())
         return digits or None
 
 

@@ -93,7 +93,8 @@ def _convert(definition: CustomField, raw: Any) -> Any:
         except ValidationError as exc:
             raise ValueError(raw) from exc
     if kind == CustomField.Type.DICTIONARY:
-        codes = {str(e.get("code")) for e in (definition.dictionary.elements if definition.dictionary else [])}
+        elements = definition.dictionary.elements if definition.dictionary else []
+        codes = {str(e.get("code")) for e in elements if isinstance(e, dict)}
         if str(raw) not in codes:
             raise ValueError(raw)
         return str(raw)

@@ -237,8 +237,8 @@ def create_customer(
     tags = _tags(data.tags or ())
     customer = Customer(site=site, created_at=created_at or timezone.now(), created_by=actor.user, **values)
     _save_unique(customer)
-    CustomerPhone.objects.bulk_create(
-        CustomerPhone(customer=customer, number=n, position=i) for i, n in enumerate(phones)
+    phones_rows = CustomerPhone.objects.bulk_create(
+        [CustomerPhone(customer=customer, number=n, position=i) for i, n in enumerate(phones)]
     )
     changes = [
         Change(ENTITY, customer.pk, "id", None, customer.pk, created=True, context={"site": site.code})
@@ -251,16 +251,32 @@ def create_customer(
     ]
     changes += custom_field_changes(ENTITY, customer.pk, {}, customer.custom_fields, created=True)
     changes += phone_changes(customer.pk, [], phones, created=True)
+    addresses = []
     if address and any(address.values()):
         main = CustomerAddress.objects.create(customer=customer, is_main=True, **address)
+        addresses.append(main)
         changes += _address_changes(customer.pk, main.pk, {}, address, created=True)
     if tags:
         customer.tags.set(tags)
         changes.append(Change(ENTITY, customer.pk, "tags", None, sorted(t.name for t in tags), created=True))
-    changes += _set_consents(customer, data.consents or {}, data.consent_source or actor.source)
+    if data.consents:
+        changes += _set_consents(customer, data.consents, data.consent_source or actor.source)
+    else:
+        _keep_related(customer, consents=[])
+    _keep_related(customer, phones=phones_rows, tags=tags, addresses=addresses)
     history.write(changes, actor)
     events.emit(CustomerCreated(customer.pk, site.code), actor=actor)
     return customer
+
+
+def _keep_related(customer: Customer, **related: list[Any]) -> None:
+    """Leave rows just written in the customer's prefetch cache, so showing the new customer at once
+    (the API's create answer) reads them without querying again."""
+    cache = customer.__dict__.setdefault("_prefetched_objects_cache", {})
+    for name, rows in related.items():
+        queryset = getattr(customer, name).all()
+        queryset._result_cache, queryset._prefetch_done = list(rows), True
+        cache[name] = queryset
 
 
 def _save_unique(customer: Customer) -> None:

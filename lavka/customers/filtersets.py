@@ -57,7 +57,7 @@ def email_variants(text: str) -> set[str]:
 
 def phone_key(text: str, region: str) -> str | None:
     """The phone a search term stands for (E.164, or digits to look for), or None if it is not a phone."""
-    digits = "".join(ch for ch in text if ch.isdigit())
+    digits = "".join(ch for ch in text if ch.isascii() and ch.isdigit())
     if PHONE_CHARS.match(text) and len(digits) >= 4:
         return phone_search_key(text, region) or digits
     return None

@@ -483,7 +483,16 @@ def _new_order_refs(
 def create_order(
     site: Site, data: OrderData, *, actor: Actor, offers: dict[int, Offer] | None = None
 ) -> Order:
-    """`offers`: the lines' offers by id when the caller has loaded them already (the API has)."""
+    """`offers`: the lines' offers by id when the caller has loaded them already (the API has).
+
+    The history of the order and of a new customer is appended at the end, in one go, so that the
+    chain lock is held only from then to the commit.
+    """
+    with history.gathered():
+        return _create_order(site, data, actor=actor, offers=offers)
+
+
+def _create_order(site: Site, data: OrderData, *, actor: Actor, offers: dict[int, Offer] | None) -> Order:
     defaults = "default_for_api" if actor.source == Source.API else "default_for_crm"
     values = _clean_fields(site, data)
     order_type, method, status = _new_order_refs(

@@ -61,7 +61,7 @@ def parse_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
                 key = sum(1 for k in node if isinstance(k, int))
                 while key in node:
                     key += 1
-            elif part.isdigit() and depth > 0 and len(part) < 7:
+            elif part.isascii() and part.isdigit() and depth > 0 and len(part) < 7:
                 key = int(part)
             if last:
                 node[key] = value

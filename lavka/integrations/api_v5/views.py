@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.http import Http404, HttpRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
@@ -127,6 +127,8 @@ class _Undo(Exception):
 
 
 def _handle(request: HttpRequest, path: str) -> tuple[int, dict[str, Any]]:
+    if "\x00" in path:
+        raise InvalidParameters("path", "This value contains a NUL character.")
     endpoint, kwargs, other_method = resolve(request.method or "GET", path)
     if endpoint is None:
         if other_method:
@@ -158,6 +160,10 @@ def _respond(request: HttpRequest, path: str) -> JsonResponse:
         status, body = error.status, error.body()
     except (ObjectDoesNotExist, Http404):
         status, body = 404, NotFound().body()
+    except DataError:
+        # A value the database refuses (out of range, bad encoding) that validation let through.
+        log.warning("API v5 %s %s: the database refused a value", request.method, path, exc_info=True)
+        status, body = 400, {"success": False, "errorMsg": "Errors in the input parameters"}
     except IntegrityError:
         log.warning("API v5 %s %s hit a constraint", request.method, path, exc_info=True)
         status, body = 400, {"success": False, "errorMsg": "Validation error"}

@@ -233,7 +233,12 @@ def manager_value(raw: dict[str, Any], errors: Errors) -> tuple[bool, User | Non
     if value in (None, ""):
         return True, None
     user = None
-    if isinstance(value, int | str) and not isinstance(value, bool) and str(value).strip().isdigit():
+    if (
+        isinstance(value, int | str)
+        and not isinstance(value, bool)
+        and str(value).strip().isascii()
+        and str(value).strip().isdigit()
+    ):
         number = int(str(value).strip())
         user = User.objects.filter(pk=number).first() if number < MAX_ID else None
     if user is None:
@@ -538,7 +543,7 @@ def phone_regions(req: ApiRequest, site_codes: list[str] | None) -> set[str]:
 def name_or_phone_q(text: str, regions: set[str]) -> Q:
     """`filter[name]`: the full name, or a phone number in any format (§1.8, §6 #4)."""
     text = text.strip()[:100]
-    digits = "".join(ch for ch in text if ch.isdigit())
+    digits = "".join(ch for ch in text if ch.isascii() and ch.isdigit())
     if not (PHONE_CHARS.match(text) and len(digits) >= 5):
         return name_q(text)
     numbers = set()

@@ -101,9 +101,9 @@ def api_field(name: str) -> str:
         part = name.split(".", 1)[1]
         return "delivery.address." + next((k for k, v in ADDRESS_KEYS.items() if v == part), part)
     parts = name.split(".")
-    if len(parts) >= 3 and parts[0] in ("items", "payments") and parts[1].isdigit():
+    if len(parts) >= 3 and parts[0] in ("items", "payments") and parts[1].isascii() and parts[1].isdigit():
         return f"{parts[0]}[{parts[1]}]." + api_field(".".join(parts[2:]))
-    if len(parts) == 2 and parts[0] in ("items", "payments") and parts[1].isdigit():
+    if len(parts) == 2 and parts[0] in ("items", "payments") and parts[1].isascii() and parts[1].isdigit():
         return f"{parts[0]}[{parts[1]}]"
     return name
 
@@ -356,8 +356,13 @@ def _prefetch_lists(instances: list[Any], names: list[str]) -> None:
     if not instances:
         return
     model = type(instances[0])
+    every = instances
     for name in names:
         if "__" in name:
+            continue
+        # Rows an action has just written are in the cache already (a new customer's phones …).
+        instances = [i for i in every if name not in i.__dict__.get("_prefetched_objects_cache", {})]
+        if not instances:
             continue
         relation = model._meta.get_field(name)
         found: dict[Any, list[Any]] = {}
@@ -477,7 +482,7 @@ def _int_id(value: Any) -> int | None:
     text = str(value).strip()
     if text.endswith(".0"):
         text = text[:-2]
-    return int(text) if text.isdigit() and 0 < int(text) < MAX_ID else None
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < MAX_ID else None
 
 
 @dataclass
@@ -966,7 +971,7 @@ def filtered_orders(req: ApiRequest) -> QuerySet[Order]:
     if text := _text_filter(flt, "trackNumber"):
         qs = qs.filter(track_number=text)
     if text := _text_filter(flt, "customer"):
-        digits = "".join(c for c in text if c.isdigit())
+        digits = "".join(c for c in text if c.isascii() and c.isdigit())
         q = Q(last_name__icontains=text) | Q(first_name__icontains=text) | Q(email__icontains=text)
         for word in text.split()[:3]:
             q |= Q(last_name__iexact=word) | Q(first_name__iexact=word)

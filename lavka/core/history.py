@@ -113,13 +113,10 @@ def gathered() -> Iterator[None]:
 def _append(
     entries: list[tuple[Change, Actor, Any]], insert: Callable[[list[HistoryRecord]], Any] | None
 ) -> list[HistoryRecord]:
-    head = ChainHead.objects.select_for_update().get(pk=1)
-    records = []
-    prev_hash, next_id = head.last_hash, head.last_id
-    for change, actor, when in entries:
-        next_id += 1
-        record = HistoryRecord(
-            id=next_id,
+    # Everything that does not depend on the chain's tip is prepared before taking its lock: the
+    # lock is held until the commit, and every writer of the installation waits for it.
+    records = [
+        HistoryRecord(
             entity=change.entity,
             entity_id=change.entity_id,
             field=change.field,
@@ -132,13 +129,59 @@ def _append(
             actor_name=actor.name[:150],
             context=plain(change.context),
             created_at=when,
-            prev_hash=prev_hash,
         )
+        for change, actor, when in entries
+    ]
+    head = ChainHead.objects.select_for_update().get(pk=1)
+    prev_hash, next_id = head.last_hash, head.last_id
+    for record in records:
+        next_id += 1
+        record.id, record.prev_hash = next_id, prev_hash
         record.hash = prev_hash = _digest(record)
-        records.append(record)
-    (insert or HistoryRecord.objects.bulk_create)(records)
+    (insert or _insert)(records)
     ChainHead.objects.filter(pk=1).update(last_id=next_id, last_hash=prev_hash)
     return records
+
+
+_COLUMNS = (
+    "id, entity, entity_id, field, old_value, new_value, created, source, user_id, actor_ref, actor_name,"
+    " context, created_at, prev_hash, hash"
+)
+
+
+def _insert(records: list[HistoryRecord]) -> None:
+    """One multi-row INSERT, without the ORM's per-row compilation (this runs under the chain lock)."""
+    connection = transaction.get_connection()
+    json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    row = f"(%s, %s, %s, %s, {json_param}, {json_param}, %s, %s, %s, %s, %s, {json_param}, %s, %s, %s)"
+    params: list[Any] = []
+    for r in records:
+        params += [
+            r.id,
+            r.entity,
+            r.entity_id,
+            r.field,
+            _json(r.old_value),
+            _json(r.new_value),
+            r.created,
+            r.source,
+            r.user_id,
+            r.actor_ref,
+            r.actor_name,
+            _json(r.context),
+            connection.ops.adapt_datetimefield_value(r.created_at),
+            r.prev_hash,
+            r.hash,
+        ]
+    table = connection.ops.quote_name(HistoryRecord._meta.db_table)
+    sql = f"INSERT INTO {table} ({_COLUMNS}) VALUES {', '.join([row] * len(records))}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _json(value: Any) -> str | None:
+    """As the ORM stores a JSONField: None is SQL NULL."""
+    return None if value is None else json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False)
 
 
 @dataclass

@@ -174,7 +174,10 @@ class HistoryRecord(models.Model):
     new_value = models.JSONField(null=True)
     created = models.BooleanField(default=False)
     source = models.CharField(max_length=16, choices=Source.choices)
-    user = models.ForeignKey("accounts.User", null=True, on_delete=models.PROTECT, related_name="+")
+    # No index: records are never looked up by user (and users are deactivated, not deleted).
+    user = models.ForeignKey(
+        "accounts.User", null=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     actor_ref = models.CharField(max_length=64, blank=True)
     actor_name = models.CharField(max_length=150, blank=True)
     context = models.JSONField(default=dict, blank=True)  # item / payment refs, merge target …

@@ -281,6 +281,9 @@ def _keep_related(customer: Customer, **related: list[Any]) -> None:
 
 def _save_unique(customer: Customer) -> None:
     """Save; a taken externalId is decided by the database's unique constraint, also under races."""
+    if not customer.external_id:  # nothing unique to clash on: no savepoint needed
+        customer.save()
+        return
     try:
         with transaction.atomic():
             customer.save()

@@ -104,12 +104,20 @@ class OrderCounter(models.Model):
 
 
 class Order(models.Model):
-    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="orders", verbose_name=_("site"))
+    # Foreign keys carry no index of their own where a composite index below starts with them, or
+    # where the only use would be deleting a reference item: every index costs each order insert.
+    site = models.ForeignKey(
+        Site, on_delete=models.PROTECT, related_name="orders", verbose_name=_("site"), db_index=False
+    )
     number = models.CharField(_("number"), max_length=64)
     external_id = models.CharField(_("external ID"), max_length=100, null=True, blank=True)
-    order_type = models.ForeignKey(OrderType, on_delete=models.PROTECT, verbose_name=_("order type"))
-    order_method = models.ForeignKey(OrderMethod, on_delete=models.PROTECT, verbose_name=_("order method"))
-    status = models.ForeignKey(Status, on_delete=models.PROTECT, verbose_name=_("status"))
+    order_type = models.ForeignKey(
+        OrderType, on_delete=models.PROTECT, verbose_name=_("order type"), db_index=False
+    )
+    order_method = models.ForeignKey(
+        OrderMethod, on_delete=models.PROTECT, verbose_name=_("order method"), db_index=False
+    )
+    status = models.ForeignKey(Status, on_delete=models.PROTECT, verbose_name=_("status"), db_index=False)
     status_updated_at = models.DateTimeField(null=True, blank=True)
     status_comment = models.CharField(max_length=1000, blank=True)
     manager = models.ForeignKey(
@@ -119,12 +127,18 @@ class Order(models.Model):
         on_delete=models.PROTECT,
         related_name="orders",
         verbose_name=_("responsible manager"),
+        db_index=False,
     )
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     customer = models.ForeignKey(
-        Customer, on_delete=models.PROTECT, related_name="orders", verbose_name=_("customer")
+        Customer, on_delete=models.PROTECT, related_name="orders", verbose_name=_("customer"), db_index=False
     )
     # Contact data as given with the order (a snapshot; the customer card may change later).
     first_name = models.CharField(_("first name"), max_length=150, blank=True)
@@ -135,7 +149,12 @@ class Order(models.Model):
     email = models.EmailField(_("e-mail"), blank=True)
     # Delivery
     delivery_type = models.ForeignKey(
-        DeliveryType, null=True, blank=True, on_delete=models.PROTECT, verbose_name=_("delivery type")
+        DeliveryType,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        verbose_name=_("delivery type"),
+        db_index=False,
     )
     delivery_cost = models.DecimalField(_("delivery cost"), **MONEY, default=Decimal("0.00"))
     delivery_address = models.CharField(_("delivery address"), max_length=1000, blank=True)

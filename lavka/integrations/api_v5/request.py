@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
+from django.db.models.signals import post_save
+from django.dispatch import receiver
 
 from lavka.accounts.models import ApiKey
 from lavka.core.actor import Actor
@@ -132,7 +136,7 @@ class ApiRequest:
         if "\x00" in code or len(code) > 64:
             raise InvalidParameters(name)
         if code not in self._sites:
-            site = Site.objects.filter(code=code).first()
+            site = known_site(code)
             if site is None:
                 raise (
                     ApiError(f"Site with code '{code}' not found", 400)
@@ -162,6 +166,29 @@ class ApiRequest:
         if required:
             raise MissingParameter("site")
         return None
+
+
+# Sites by code, kept for a few seconds per process: nearly every call names its site. Saving a site
+# in this process forgets them at once (below); other processes see a change within the same time.
+_known_sites: dict[str, tuple[float, Site]] = {}
+
+
+def known_site(code: str) -> Site | None:
+    now = time.monotonic()
+    cached = _known_sites.get(code)
+    if cached and now - cached[0] < settings.LAVKA_API_KEY_CACHE_SECONDS:
+        return cached[1]
+    site = Site.objects.filter(code=code).first()
+    if site is not None:
+        if len(_known_sites) > 1000:
+            _known_sites.clear()
+        _known_sites[code] = (now, site)
+    return site
+
+
+@receiver(post_save, sender=Site)
+def _forget_sites(**kwargs: Any) -> None:
+    _known_sites.clear()
 
 
 def pagination(limit: int, page: int, total: int) -> dict[str, int]:

@@ -6,8 +6,14 @@ from typing import Any
 
 from django.db import transaction
 
+from lavka.core import events, history
 from lavka.core.actor import Actor
+from lavka.core.history import Change
+from lavka.integrations.events import IntegrationModuleSaved
 from lavka.integrations.models import IntegrationModule
+
+ENTITY = "integration_module"
+TRACKED = ("integration_code", "name", "active", "client_id", "base_url", "account_url")
 
 
 @transaction.atomic
@@ -18,9 +24,21 @@ def save_integration_module(
     module, created = IntegrationModule.objects.select_for_update().get_or_create(
         code=code[:255], defaults={"api_key": api_key}
     )
-    for field, value in values.items():
-        setattr(module, field, value)
+    before = {name: getattr(module, name) for name in TRACKED} | {"data": dict(module.data)}
+    for name, value in values.items():
+        setattr(module, name, value)
     module.data = {**module.data, **extra}
     module.api_key = api_key
     module.save()
+    after = {name: getattr(module, name) for name in TRACKED} | {"data": dict(module.data)}
+    changes = [Change(ENTITY, module.pk, "code", None, module.code, created=True)] if created else []
+    changes += [
+        Change(ENTITY, module.pk, name, before[name] if not created else None, after[name], created=created)
+        for name in after
+        if before[name] != after[name] or (created and after[name] not in (None, "", {}))
+    ]
+    history.write(changes, actor)
+    events.emit(
+        IntegrationModuleSaved(module.pk, module.code, created, [c.field for c in changes]), actor=actor
+    )
     return module, created

@@ -28,6 +28,7 @@ BOOKS = [
     ("couriers", "couriers", LIST),
     ("legal-entities", "legalEntities", LIST),
     ("currencies", "currencies", LIST),
+    ("mg-channels", "mgChannels", LIST),
 ]
 
 

@@ -236,3 +236,23 @@ def test_store_scopes(make_api, bound):
     assert upload(reader, [{"id": bound.tea.pk, "stores": []}]).status == 403
     assert reader.post("store/prices/upload", {"prices": []}).status == 403
     assert make_api(name="x", scopes=["order_read"]).get("store/products").status == 403
+
+
+def test_prices_upload_takes_old_woocommerce_batches(api, bound):
+    """Woo < 4.6 sends `prices` as one object and the externalId as a number, in chunks of 250."""
+    api.post("reference/price-types/woo-promotion-lp/edit", {"priceType": {"name": "Акция"}})
+    bound.cup.external_id = "17"
+    bound.cup.save()
+    chunk = [{"externalId": 17, "site": "shop", "prices": {"code": "woo-promotion-lp", "price": 99.5}}]
+    chunk += [
+        {"externalId": 1000 + n, "site": "shop", "prices": {"code": "woo-promotion-lp", "price": 1}}
+        for n in range(249)
+    ]
+    result = api.post("store/prices/upload", {"prices": chunk, "site": "shop"})
+    assert result.status == 200, result.body
+    assert result["processedOffersCount"] == 1 and len(result["notFoundOffers"]) == 249
+    assert OfferPrice.objects.get(offer=bound.cup, price_type__code="woo-promotion-lp").price == Decimal(
+        "99.5"
+    )
+    too_many = api.post("store/prices/upload", {"prices": chunk + chunk[:1]})
+    assert too_many.status == 400 and "prices" in too_many["errors"]

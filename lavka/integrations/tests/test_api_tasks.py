@@ -161,3 +161,37 @@ def test_site_limited_key_sees_only_its_sites_tasks(shop, api, make_api):
     # With no order or customer, the key's only site is the task's site.
     created = limited.post("tasks/create", {"task": {"text": "y", "performerId": shop.alice.pk}})
     assert Task.objects.get(pk=created["id"]).site == shop.site
+
+
+def test_history_moves_by_since_id_and_respects_site_access(shop, api, make_api):
+    first = new_task(api, performer=shop.alice.pk, datetime="2030-01-02 10:30")
+    api.post(f"tasks/{first}/edit", {"task": {"performerId": shop.bob.pk}})
+    feed = api.get("tasks/history", {"filter[sinceId]": 0, "limit": 100})
+    assert feed.status == 200 and feed["generatedAt"]
+    records = [r for r in feed["history"] if r["task"]["id"] == first]
+    created = next(r for r in records if r["field"] == "id")
+    assert (
+        created["created"] is True and created["newValue"] == first and created["apiKey"] == {"current": True}
+    )
+    due = next(r for r in records if r["field"] == "datetime")
+    assert due["newValue"] == "2030-01-02 10:30"
+    change = records[-1]
+    assert change["field"] == "performer" and "created" not in change
+    assert change["oldValue"] == {"id": shop.alice.pk} and change["newValue"] == {"id": shop.bob.pk}
+    ids = [r["id"] for r in feed["history"]]
+    assert ids == sorted(ids)
+    after = api.get("tasks/history", {"filter[sinceId]": ids[-1]})
+    assert after["history"] == [] and after["pagination"]["totalCount"] == 0
+    assert api.get("tasks/history", {"filter[sinceId]": 1, "page": 2}).status == 400
+    # A key of the other site sees none of the shop's tasks' changes.
+    other = make_api(name="other only", sites=["other"])
+    assert other.get("tasks/history")["history"] == []
+
+
+def test_comments_of_a_task(shop, api, make_api):
+    task_id = new_task(api, performer=shop.alice.pk)
+    result = api.get(f"tasks/{task_id}/comments")
+    assert result.status == 200 and result["comments"] == []
+    assert result["pagination"]["totalCount"] == 0
+    assert api.get("tasks/999999/comments").status == 404
+    assert make_api(name="other only", sites=["other"]).get(f"tasks/{task_id}/comments").status == 403

@@ -114,3 +114,16 @@ def test_nul_bytes_are_refused_with_the_field_named(api):
     assert raw.status == 400 and raw["errors"] == {"children[site]": "This value contains a NUL character."}
     escaped = api.post("integration-modules/x/edit", {"integrationModule": {"name": "a\u0000b"}})
     assert escaped.status == 400 and "integrationModule[name]" in escaped["errors"]
+
+
+@pytest.mark.django_db
+def test_integration_module_save_records_history_and_an_event(api):
+    from lavka.core.models import HistoryRecord, OutboxEvent
+
+    first = api.post("integration-modules/woo-1/edit", {"integrationModule": {"name": "Woo", "active": True}})
+    again = api.post("integration-modules/woo-1/edit", {"integrationModule": {"name": "Woo 2"}})
+    assert (first.status, again.status) == (201, 200)
+    fields = list(HistoryRecord.objects.filter(entity="integration_module").values_list("field", "new_value"))
+    assert ("name", "Woo") in fields and ("name", "Woo 2") in fields
+    assert all(r.source == "api" for r in HistoryRecord.objects.filter(entity="integration_module"))
+    assert OutboxEvent.objects.filter(type="integrations.module_saved").count() == 2

@@ -83,3 +83,17 @@ def test_site_limited_key_sees_its_sites_staff_and_admins(shop, make_api):
     assert shop.admin.pk in ids and shop.alice.pk in ids and shop.outsider.pk not in ids
     assert limited.get(f"users/{shop.outsider.pk}").status == 403
     assert limited.post(f"users/{shop.outsider.pk}/status", {"status": "busy"}).status == 403
+
+
+def test_user_groups_are_the_roles_users_carry(shop, api, make_api):
+    result = api.get("user-groups", {"limit": 20, "page": 1})
+    assert result.status == 200
+    codes = [g["code"] for g in result["groups"]]
+    assert codes == ["admin", "supervisor", "manager", "operator"]
+    assert result["pagination"] == {"limit": 20, "totalCount": 4, "currentPage": 1, "totalPageCount": 1}
+    managers = {g["code"] for g in result["groups"] if g["isManager"]}
+    assert managers == {"supervisor", "manager"}
+    # A user's `groups[].code` names one of them.
+    assert api.get(f"users/{shop.alice.pk}")["user"]["groups"][0]["code"] in codes
+    assert api.get("user-groups", {"page": 2})["groups"] == []
+    assert make_api(name="none", scopes=["order_read"]).get("user-groups").status == 403

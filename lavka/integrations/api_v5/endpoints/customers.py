@@ -788,6 +788,9 @@ def customer_subscriptions(req: ApiRequest, id: str) -> dict[str, Any]:
 
 
 def history_value(field: str, value: Any) -> Any:
+    """A value as the feed shows it: a user as `{id}`, and "no value" as null, never ""."""
+    if value == "":
+        return None
     if field in ("manager", "merged_into") and isinstance(value, int):
         return {"id": value}
     return value

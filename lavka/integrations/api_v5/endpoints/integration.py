@@ -11,13 +11,15 @@ from lavka.integrations.api_v5.request import ApiRequest
 from lavka.integrations.api_v5.router import api
 from lavka.integrations.models import IntegrationModule
 
+# API field → (model field, the longest value the column takes).
 KNOWN = {
-    "integrationCode": "integration_code",
-    "name": "name",
-    "clientId": "client_id",
-    "baseUrl": "base_url",
-    "accountUrl": "account_url",
+    "integrationCode": ("integration_code", 255),
+    "name": ("name", 255),
+    "clientId": ("client_id", 255),
+    "baseUrl": ("base_url", 1000),
+    "accountUrl": ("account_url", 1000),
 }
+MAX_CODE = 255
 
 
 def module_json(module: IntegrationModule) -> dict[str, Any]:
@@ -48,22 +50,34 @@ def module_get(req: ApiRequest, code: str) -> dict[str, Any]:
 @api("POST", "integration-modules/{code}/edit", scope="integration_write", entity="integrationModule")
 def module_edit(req: ApiRequest, code: str) -> tuple[int, dict[str, Any]]:
     """Create or update an integration module (store plugins call this on install)."""
+    if len(code) > MAX_CODE:
+        # The column holds 255 characters: a longer code would be cut and then never found again.
+        message = f"This value is too long. It should have {MAX_CODE} characters or less."
+        raise ApiError("Errors in the entity format", 400, {"integrationModule.code": message})
     data = req.entity("integrationModule")
     errors = {}
     values: dict[str, Any] = {}
-    for name, field in KNOWN.items():
+    for name, (field, limit) in KNOWN.items():
         value = data.get(name)
         if value is None:
             continue
-        if isinstance(value, dict | list) or len(str(value)) > 1000:
+        if isinstance(value, dict | list | bool):
             errors[f"integrationModule.{name}"] = "This value is not valid."
+        elif len(str(value)) > limit:
+            errors[f"integrationModule.{name}"] = (
+                f"This value is too long. It should have {limit} characters or less."
+            )
         else:
             values[field] = str(value)
     if "active" in data:
         try:
-            values["active"] = p.boolean(data["active"], "active")
+            active = p.boolean(data["active"], "active")
         except p.ParameterError:
+            active = None
+        if active is None:  # null cannot say whether the module is on (the column cannot hold it)
             errors["integrationModule.active"] = "This value is not valid."
+        else:
+            values["active"] = active
     if errors:
         raise ApiError("Errors in the entity format", 400, errors)
     extra = {k: v for k, v in data.items() if k not in KNOWN and k not in ("code", "active")}

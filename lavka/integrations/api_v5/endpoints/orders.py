@@ -289,7 +289,7 @@ def _delivery_out(row: dict[str, Any]) -> dict[str, Any]:
         "cost": _money(row["delivery_cost"]),
         "date": formats.date(row["delivery_date"]),
         "time": formats.compact(time) or None,
-        "address": formats.compact(address),
+        "address": formats.compact(address) or None,
         "data": formats.compact(data) or None,
     }
     return formats.compact(out)
@@ -1245,7 +1245,11 @@ def find_payment(req: ApiRequest, uid: str, by: str) -> Payment:
         site = _site_param(req)
         found = payments.filter(external_id=uid)
         found = found.filter(order__site=site) if site else found.filter(req.site_q("order__site"))
-        payment = found.order_by("id").first()
+        hits = list(found.order_by("id")[:20])
+        # The same externalId on two sites: which one is meant needs `site` (§1.5).
+        if len({pay.order.site_id for pay in hits}) > 1:
+            raise MissingParameter("site")
+        payment = hits[0] if hits else None
     if payment is None:
         raise NotFound("Payment not found")
     req.check_site(payment.order.site)
@@ -1361,6 +1365,22 @@ class _HistoryContext:
             pay.pk: pay
             for pay in Payment.objects.select_related("type", "status").filter(pk__in=payment_ids - {None})
         }
+        # `customer` values name the customer as `{id, externalId?, site}` (§2.2.7), not just by id.
+        customer_ids = {
+            value.get("id")
+            for r in records
+            if r.field == "customer"
+            for value in (r.old_value, r.new_value)
+            if isinstance(value, dict)
+        }
+        self.customers = {
+            row["id"]: formats.compact(
+                {"id": row["id"], "externalId": row["external_id"], "site": row["site__code"]}
+            )
+            for row in Customer.objects.filter(pk__in=customer_ids - {None}).values(
+                "id", "external_id", "site__code"
+            )
+        }
         self.codes: dict[str, dict[int, str]] = {}
         if any(r.field in ("payments.type", "payments.status") for r in records):
             self.codes["payments.type"] = dict(PaymentType.objects.values_list("id", "code"))
@@ -1413,8 +1433,10 @@ class _HistoryContext:
 
     def value(self, record: HistoryRecord, value: Any) -> Any:
         name = record.field
-        if value is None:
+        if value is None or value == "":  # "no value" is null in the feed, never an empty string
             return None
+        if name == "customer" and isinstance(value, dict):
+            return self.customers.get(value.get("id")) or value
         if name in NUMBERS:
             return _number(value)
         if name in MOMENTS:

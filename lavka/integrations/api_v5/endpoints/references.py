@@ -587,3 +587,9 @@ def couriers(req: ApiRequest) -> dict[str, Any]:
 def legal_entities(req: ApiRequest) -> dict[str, Any]:
     """The shop's legal entities (Lavka keeps none yet)."""
     return {"legalEntities": []}
+
+
+@api("GET", "reference/mg-channels", scope="reference_read")
+def mg_channels(req: ApiRequest) -> dict[str, Any]:
+    """Messenger channels (Lavka has no messenger gateway)."""
+    return {"mgChannels": []}

@@ -264,7 +264,10 @@ def _price_changes(
 ) -> dict[PriceType, Decimal | None]:
     prices = item.get("prices", [])
     prefix = f"prices[{n}].prices"
-    if isinstance(prices, dict):
+    if isinstance(prices, dict) and "code" in prices:
+        # WooCommerce modules before 4.6 send one price as an object, not as a list of one.
+        prices = [prices]
+    elif isinstance(prices, dict):  # a PHP array with gaps in its indexes
         prices = list(prices.values())
     if not isinstance(prices, list):
         raise ApiError(ENTITY_FORMAT, 400, {prefix: "This value is not valid."})

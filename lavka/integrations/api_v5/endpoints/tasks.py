@@ -11,13 +11,13 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from lavka.accounts.models import User
-from lavka.core.models import Site
+from lavka.core.models import HistoryRecord, Site
 from lavka.customers.filtersets import search_q
 from lavka.customers.models import Customer
-from lavka.integrations.api_v5 import formats
+from lavka.integrations.api_v5 import formats, history
 from lavka.integrations.api_v5 import params as p
 from lavka.integrations.api_v5.errors import AccessDenied, ApiError, InvalidParameters, NotFound
-from lavka.integrations.api_v5.request import ApiRequest
+from lavka.integrations.api_v5.request import ApiRequest, pagination
 from lavka.integrations.api_v5.router import api
 from lavka.orders.models import Order
 from lavka.tasks.actions import TaskData, create_task, update_task
@@ -349,6 +349,50 @@ def task_create(req: ApiRequest) -> tuple[int, dict[str, Any]]:
     return 201, {"id": task.pk}
 
 
+# History fields whose values are ids of other entities: shown as `{id}` like the order feed does.
+REFERENCE_FIELDS = ("performer", "customer", "order")
+
+
+def _history_value(field: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if field in REFERENCE_FIELDS:
+        return {"id": value}
+    if field == "datetime" and isinstance(value, str):
+        try:
+            moment = formats.parse_datetime(value, field)
+        except ApiError:
+            return value
+        return formats.dt(moment)[:16] if moment else value
+    return value
+
+
+def _history_records(records: list[HistoryRecord], req: ApiRequest) -> list[dict[str, Any]]:
+    tasks = _tasks(req).in_bulk({r.entity_id for r in records})
+    out = []
+    for record in records:
+        task = tasks.get(record.entity_id)
+        out.append(
+            {
+                **history.record_base(record, req),
+                "field": record.field,
+                "oldValue": _history_value(record.field, record.old_value),
+                "newValue": _history_value(record.field, record.new_value),
+                "task": task_json(task) if task is not None else {"id": record.entity_id},
+            }
+        )
+    return out
+
+
+@api("GET", "tasks/history", scope="task_read", query=LIST_QUERY)
+def task_history(req: ApiRequest) -> dict[str, Any]:
+    """Changes of tasks, by moving `filter[sinceId]` like the order history."""
+    entity_ids = None
+    if req.key.site_codes is not None:
+        entity_ids = _tasks(req).values("pk")
+    return history.feed(req, "task", _history_records, entity_ids=entity_ids)
+
+
 @api("GET", "tasks/{id}", scope="task_read")
 def task_get(req: ApiRequest, id: str) -> dict[str, Any]:
     """A task by id."""
@@ -363,3 +407,11 @@ def task_edit(req: ApiRequest, id: str) -> dict[str, Any]:
     with entity_errors("task", FIELD_NAMES):
         update_task(task, _task_data(req, entity, creating=False), actor=req.actor)
     return {}
+
+
+@api("GET", "tasks/{id}/comments", scope="task_read", query=("limit", "page"))
+def task_comments(req: ApiRequest, id: str) -> dict[str, Any]:
+    """A task's comments: Lavka's tasks carry one commentary and no comment thread."""
+    _task(req, id)
+    limit, page = req.limit_page()
+    return {"comments": [], "pagination": pagination(limit, page, 0)}

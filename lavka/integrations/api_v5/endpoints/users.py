@@ -18,7 +18,7 @@ from lavka.integrations.api_v5.endpoints.tasks import (
     path_id,
 )
 from lavka.integrations.api_v5.errors import AccessDenied, InvalidParameters, MissingParameter, NotFound
-from lavka.integrations.api_v5.request import ApiRequest
+from lavka.integrations.api_v5.request import ApiRequest, pagination
 from lavka.integrations.api_v5.router import api
 
 # retailCRM has four statuses and Lavka three presences: dinner and break are both "absent",
@@ -130,3 +130,15 @@ def user_status(req: ApiRequest, id: str) -> dict[str, Any]:
         raise InvalidParameters("status", "Allowed values are free, busy, dinner and break.")
     set_presence(user, STATUS_TO_PRESENCE[status], actor=req.actor)
     return {}
+
+
+@api("GET", "user-groups", scope="user_read", query=("limit", "page"))
+def user_groups(req: ApiRequest) -> dict[str, Any]:
+    """User groups: Lavka's roles, the `groups[].code` a user carries."""
+    limit, page = req.limit_page()
+    roles = list(User.Roles.choices)
+    rows = [
+        {"code": code, "name": str(name), "isManager": code in MANAGER_ROLES, "isDeliveryMen": False}
+        for code, name in roles[(page - 1) * limit : page * limit]
+    ]
+    return {"groups": rows, "pagination": pagination(limit, page, len(roles))}

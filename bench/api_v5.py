@@ -215,11 +215,15 @@ def measure(port: int, key: str, args: argparse.Namespace, db) -> int:
     print(f"{'orders/create p50, ms':<34}{statistics.median(lat):>12.1f}")
     print(f"{'orders/create p99, ms':<34}{p99:>12.1f}{P99_TARGET_MS:>12.0f}{p99 / P99_TARGET_MS:>9.2f}")
     print(f"{'orders/create errors':<34}{err + base_err:>12d}")
-    print(f"{'history records read':<34}{records:>12d}")
-    print(
-        f"{'history, records/s':<34}{history_rate:>12.0f}{HISTORY_TARGET:>12.0f}"
-        f"{history_rate / HISTORY_TARGET:>9.2f}"
-    )
+    for label, count, per_second in (
+        ("history of this run", made, made_rate),
+        ("whole history", records, history_rate),
+    ):
+        print(f"{label + ', records':<34}{count:>12d}")
+        print(
+            f"{'  read at, records/s':<34}{per_second:>12.0f}{HISTORY_TARGET:>12.0f}"
+            f"{per_second / HISTORY_TARGET:>9.2f}{per_second / base_rate:>9.2f}"
+        )
     met = rate >= CREATE_TARGET and p99 < P99_TARGET_MS and history_rate >= HISTORY_TARGET and err == 0
     print("bench: all targets met" if met else "bench: TARGET MISSED")
     return 0 if met else 1

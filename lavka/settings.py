@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "lavka.tasks",
     "lavka.telephony",
     "lavka.analytics",
+    "lavka.tracking",
     "lavka.integrations",
     "lavka.integrations.webhooks",
 ]

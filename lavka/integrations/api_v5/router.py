@@ -26,6 +26,7 @@ ENDPOINT_MODULES = (
     "telephony",
     "costs",
     "integration",
+    "carts",
 )
 
 

@@ -1,4 +1,4 @@
-"""The only writers of price types, offer prices and purchase prices."""
+"""The only writers of price types, offer prices, purchase prices, and offers made from order lines."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from lavka.catalog.models import Offer, OfferPrice, PriceType
+from lavka.catalog.models import Offer, OfferPrice, PriceType, Product
 from lavka.core.actions import apply_and_save
 from lavka.core.actor import Actor
+from lavka.core.models import Site
 
 
 @transaction.atomic
@@ -67,3 +68,33 @@ def set_purchase_price(offer: Offer, price: Decimal, *, actor: Actor) -> None:
 def _check(row: Any, field: str) -> None:
     """Validate one field (not the whole row: old rows may predate newer rules on other fields)."""
     row.clean_fields(exclude=[f.name for f in row._meta.fields if f.name != field])
+
+
+@transaction.atomic
+def offer_from_order_line(
+    site: Site, *, name: str, price: Decimal, actor: Actor, external_id: str = "", xml_id: str = ""
+) -> Offer:
+    """The offer an integration's order line names by `external_id` (or `xml_id`) when the catalog has
+    none yet: made from the line's product name and price, so later orders and stock uploads bind to
+    it, and a catalog import fills in the rest by the same id."""
+    if not (external_id or xml_id):
+        raise ValidationError({"offer": _("An external ID or xmlId is needed.")})
+    Site.objects.select_for_update().filter(pk=site.pk).first()  # one creator per site: no twin offers
+    existing = Offer.objects.filter(product__site=site)
+    existing = existing.filter(external_id=external_id) if external_id else existing.filter(xml_id=xml_id)
+    offer = existing.order_by("id").first()
+    if offer is not None:
+        return offer
+    name = name.strip()[:255]
+    product = Product.objects.create(site=site, name=name, external_id=external_id)
+    offer = Offer(
+        product=product,
+        external_id=external_id,
+        xml_id=xml_id,
+        sku=(external_id or xml_id)[:100],
+        name=name,
+        price=price,
+    )
+    _check(offer, "price")
+    offer.save()
+    return offer

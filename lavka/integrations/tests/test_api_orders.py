@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from lavka.catalog.models import Offer
 from lavka.core.actor import Actor
 from lavka.core.models import CustomField, HistoryRecord
 from lavka.customers.actions import CustomerData, create_customer
@@ -428,3 +429,32 @@ def test_hot_paths_take_a_fixed_number_of_queries(api, catalog):
         create(api, externalId=f"more-{n}")
     assert queries(lambda: api.get("orders")) == listing
     assert queries(lambda: api.get("orders/history", {"limit": 100})) == history
+
+
+def test_a_line_with_an_unknown_external_id_and_a_name_brings_its_offer_into_the_catalog(api, catalog):
+    """A shop connects its plugin before Lavka has its catalog: the order is taken, and the next order
+    and the stock upload bind to the same offer."""
+    line = {
+        "offer": {"externalId": "woo-77"},
+        "productName": "Да Хун Пао",
+        "initialPrice": 990,
+        "quantity": 2,
+    }
+    first = api.post("orders/create", {"site": "shop", "order": {"firstName": "A", "items": [line]}})
+    assert first.status == 201, first.body
+    offer = Offer.objects.get(external_id="woo-77")
+    assert (offer.name, offer.price, offer.product.site.code) == ("Да Хун Пао", 990, "shop")
+    assert first["order"]["items"][0]["offer"]["externalId"] == "woo-77"
+    again = api.post("orders/create", {"site": "shop", "order": {"firstName": "B", "items": [line]}})
+    assert again.status == 201 and Offer.objects.filter(external_id="woo-77").count() == 1
+    stock = api.post(
+        "store/inventories/upload",
+        {"site": "shop", "offers": [{"externalId": "woo-77", "stores": [{"code": "main", "available": 5}]}]},
+    )
+    assert stock.status == 200 and stock["processedOffersCount"] == 1, stock.body
+    # Without a name there is nothing to make an offer from: the line is refused, naming the field.
+    nameless = api.post(
+        "orders/create", {"site": "shop", "order": {"items": [{"offer": {"externalId": "woo-78"}}]}}
+    )
+    assert nameless.status == 400 and "items[0].offer.externalId" in nameless["errors"]
+    assert not Offer.objects.filter(external_id="woo-78").exists()

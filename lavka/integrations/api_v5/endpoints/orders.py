@@ -20,7 +20,9 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, prefetch_related_obj
 from django.utils import timezone, translation
 
 from lavka.accounts.models import User
+from lavka.catalog.actions import offer_from_order_line
 from lavka.catalog.models import Offer
+from lavka.core.actor import Actor
 from lavka.core.models import HistoryRecord, Site
 from lavka.customers.actions import CustomerData
 from lavka.customers.models import Customer
@@ -534,8 +536,16 @@ def _customer_link(req: ApiRequest, site: Site, raw: Any, errors: Errors) -> Cus
     return found
 
 
-def _offers(site: Site, items: list[Any], errors: Errors) -> tuple[list[int | None], dict[int, Offer]]:
-    """The offer of each line by `offer.id`, `offer.externalId` or `offer.xmlId`, in one query."""
+def _offers(
+    site: Site, items: list[Any], errors: Errors, actor: Actor | None = None
+) -> tuple[list[int | None], dict[int, Offer]]:
+    """The offer of each line by `offer.id`, `offer.externalId` or `offer.xmlId`, in one query.
+
+    A line naming an externalId or xmlId the catalog does not know yet, with a `productName`, gets its
+    offer created from the line (`catalog.actions.offer_from_order_line`): a shop connects its plugin
+    before Lavka has its catalog, and its orders must not be refused for it. An unknown `offer.id`
+    is an error, as in retailCRM.
+    """
     wanted: list[tuple[str, Any] | None] = []
     for index, item in enumerate(items):
         offer = item.get("offer") if isinstance(item, dict) else None
@@ -570,14 +580,36 @@ def _offers(site: Site, items: list[Any], errors: Errors) -> tuple[list[int | No
     ids: list[int | None] = []
     for position, ref in enumerate(wanted):
         offer = index[ref[0]].get(ref[1]) if ref and ref[1] is not None else None
+        if ref and offer is None and ref[1] is not None and ref[0] != "id" and actor is not None:
+            offer = _offer_from_line(site, items[position], ref, actor)
+            if offer is not None:
+                index[ref[0]][ref[1]] = offer
+                found.append(offer)
         if ref and offer is None and ref[1] is not None:
             errors.add(f"items[{position}].offer.{ref[0]}", f"Offer with {ref[0]} {ref[1]} not found.")
         ids.append(offer.pk if offer else None)
     return ids, {o.pk: o for o in found}
 
 
+def _offer_from_line(site: Site, item: dict[str, Any], ref: tuple[str, Any], actor: Actor) -> Offer | None:
+    name = item.get("productName")
+    if not isinstance(name, str) or not name.strip():
+        return None
+    try:
+        price = formats.parse_decimal(item.get("initialPrice"), "initialPrice") or Decimal(0)
+    except ApiError:
+        return None  # the line's own validation names the bad price
+    if price < 0:
+        return None
+    key = "external_id" if ref[0] == "externalId" else "xml_id"
+    try:
+        return offer_from_order_line(site, name=name, price=price, actor=actor, **{key: ref[1]})
+    except ValidationError:
+        return None
+
+
 def _items(
-    site: Site, raw: Any, errors: Errors, existing: list[OrderItem] | None
+    site: Site, raw: Any, errors: Errors, existing: list[OrderItem] | None, actor: Actor | None = None
 ) -> tuple[list[ItemData] | None, dict[int, Offer]]:
     """Order lines; on edit a line named by `id` or one of its `externalIds` keeps what is not sent."""
     if raw is None:
@@ -587,7 +619,7 @@ def _items(
     if not isinstance(raw, list) or len(raw) > actions.MAX_ITEMS:
         errors.add("items", f"Expected a list of at most {actions.MAX_ITEMS} items.")
         return None, {}
-    offer_ids, offers = _offers(site, raw, errors)
+    offer_ids, offers = _offers(site, raw, errors, actor)
     lines = {line.pk: line for line in existing or ()}
     by_line_id = {(r.get("code"), r.get("value")): line for line in lines.values() for r in line.external_ids}
     out = []
@@ -815,7 +847,7 @@ def parse_order(
     if "customer" in raw:
         data.customer = _customer_link(req, site, p.decode_entity(raw["customer"]), errors)
     existing = list(order.items.select_related("offer")) if order and "items" in raw else None
-    data.items, offers = _items(site, p.decode_entity(raw.get("items")), errors, existing)
+    data.items, offers = _items(site, p.decode_entity(raw.get("items")), errors, existing, req.actor)
     parsed = Parsed(data=data, offers=offers)
     parsed.manager_set, parsed.manager = _manager(raw, errors)
     status = _text(raw, "status", errors)

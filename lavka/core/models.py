@@ -5,6 +5,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from lavka.core.actor import Source
+from lavka.core.validators import validate_web_address
 
 
 class Site(models.Model):
@@ -12,7 +13,7 @@ class Site(models.Model):
 
     code = models.SlugField(_("code"), max_length=64, unique=True)
     name = models.CharField(_("name"), max_length=255)
-    url = models.URLField(_("URL"), blank=True)
+    url = models.CharField(_("URL"), max_length=200, blank=True, validators=[validate_web_address])
     currency = models.CharField(_("currency"), max_length=3, default="RUB")
     country = models.CharField(_("country"), max_length=2, default="RU", help_text=_("Default phone region"))
     time_zone = models.CharField(_("time zone"), max_length=64, default="Europe/Moscow")
@@ -22,7 +23,13 @@ class Site(models.Model):
     address = models.CharField(_("address"), max_length=500, blank=True)
     zip_code = models.CharField(_("postcode"), max_length=20, blank=True)
     description = models.TextField(_("description"), blank=True)
-    yml_url = models.URLField(_("catalog feed URL"), max_length=500, blank=True, help_text=_("ICML / YML"))
+    yml_url = models.CharField(
+        _("catalog feed URL"),
+        max_length=500,
+        blank=True,
+        help_text=_("ICML / YML"),
+        validators=[validate_web_address],
+    )
     review_url = models.URLField(_("review link"), blank=True)
     is_active = models.BooleanField(_("active"), default=True)
     ordering = models.PositiveIntegerField(_("ordering"), default=100)

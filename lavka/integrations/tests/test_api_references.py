@@ -189,3 +189,18 @@ def test_scopes(make_api):
     denied = reader.post("reference/statuses/x/edit", {"status": {"name": "x", "group": "new"}})
     assert denied.status == 403 and denied["errorMsg"] == "Access denied."
     assert make_api(name="other", scopes=["order_read"]).get("reference/statuses").status == 403
+
+
+@pytest.mark.django_db
+def test_site_addresses_on_hosts_without_a_domain_are_taken(api):
+    """WooCommerce rewrites `ymlUrl` to its own address, which inside Docker is `http://shop/…`."""
+    taken = api.post(
+        "reference/sites/shop/edit",
+        {"site": {"name": "Shop", "url": "http://shop:8080", "ymlUrl": "http://shop/simla.xml"}},
+    )
+    assert taken.status == 200, taken.body
+    site = api.get("reference/sites")["sites"]["shop"]
+    assert (site["url"], site["ymlUrl"]) == ("http://shop:8080", "http://shop/simla.xml")
+    for bad in ("ftp://shop/feed.xml", "shop/simla.xml", "http:///feed.xml", "http://sh op/x"):
+        refused = api.post("reference/sites/shop/edit", {"site": {"ymlUrl": bad}})
+        assert refused.status == 400 and "site.ymlUrl" in refused["errors"], (bad, refused.body)

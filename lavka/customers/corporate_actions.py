@@ -40,6 +40,7 @@ from lavka.customers.models import (
     CorporateCustomer,
     CorporateNote,
     Customer,
+    Tag,
 )
 
 ENTITY = "customer_corporate"
@@ -580,3 +581,117 @@ def delete_note(note: CorporateNote, *, actor: Actor) -> None:
     changes = [Change(ENTITY, corporate.pk, "note", note.text, None, context={"note_id": note.pk})]
     note.delete()
     _finish(corporate, changes, actor)
+
+
+# --- merging -----------------------------------------------------------------------------------------
+
+
+def _move_external_ids(model: type[models.Model], survivor: CorporateCustomer, other_ids: list[int]) -> None:
+    """An externalId the survivor (or an earlier merged one) already uses is dropped from the moved row."""
+    taken = set(
+        model.objects.filter(corporate=survivor, external_id__isnull=False).values_list(
+            "external_id", flat=True
+        )
+    )
+    rows = model.objects.filter(corporate_id__in=other_ids, external_id__isnull=False).order_by("id")
+    for pk, external in rows.values_list("pk", "external_id"):
+        if external in taken:
+            model.objects.filter(pk=pk).update(external_id=None)
+        taken.add(external)
+
+
+def _move_rows(
+    model: type[models.Model], survivor: CorporateCustomer, other_ids: list[int], field_name: str
+) -> tuple[list[int], list[Change]]:
+    """Move the others' rows, demoted: the survivor's main one stays; if it has none, the first moved main
+    one takes its place."""
+    moved = list(model.objects.filter(corporate_id__in=other_ids).order_by("id").values_list("pk", flat=True))
+    mains = list(
+        model.objects.filter(corporate_id__in=other_ids, is_main=True)
+        .order_by("id")
+        .values_list("pk", flat=True)
+    )
+    model.objects.filter(pk__in=moved).update(corporate=survivor, is_main=False)
+    changes: list[Change] = []
+    if mains and not model.objects.filter(corporate=survivor, is_main=True).exists():
+        changes = _set_main(model, survivor, model.objects.get(pk=mains[0]), True, field_name)
+    return moved, changes
+
+
+def _move_contacts(survivor: CorporateCustomer, other_ids: list[int]) -> None:
+    """A person who already speaks for the survivor keeps that contact, which gains the other's companies."""
+    existing = dict(CorporateContact.objects.filter(corporate=survivor).values_list("customer_id", "pk"))
+    for contact in CorporateContact.objects.filter(corporate_id__in=other_ids).order_by("id"):
+        if contact.customer_id in existing:
+            ContactCompany.objects.filter(contact=contact).update(contact_id=existing[contact.customer_id])
+            contact.delete()
+        else:
+            CorporateContact.objects.filter(pk=contact.pk).update(corporate=survivor, is_main=False)
+            existing[contact.customer_id] = contact.pk
+
+
+@transaction.atomic
+def merge_corporate(
+    survivor: CorporateCustomer, others: Sequence[CorporateCustomer], *, actor: Actor
+) -> CorporateCustomer:
+    """Move the others' addresses, companies, contacts, notes and tags to `survivor`; its data wins.
+
+    The others stay as merged stubs; both sides get a history record (`merged` on the survivor,
+    `merged_into` on each merged one), as person customers do.
+    """
+    survivor = _locked(survivor)
+    others = list(
+        CorporateCustomer.objects.select_for_update()
+        .filter(pk__in=[o.pk for o in others])
+        .exclude(pk=survivor.pk)
+        .order_by("id")
+    )
+    if not others:
+        raise ValidationError({"customers": _("Choose at least one other customer to merge.")})
+    if survivor.merged_into_id or any(o.site_id != survivor.site_id or o.merged_into_id for o in others):
+        raise ValidationError({"customers": _("Only active customers of the same site can be merged.")})
+    other_ids = [o.pk for o in others]
+    had_main_contact = CorporateContact.objects.filter(corporate=survivor, is_main=True).exists()
+    main_contacts = list(
+        CorporateContact.objects.filter(corporate_id__in=other_ids, is_main=True)
+        .order_by("id")
+        .values_list("customer_id", flat=True)
+    )
+    changes: list[Change] = []
+    moved: dict[str, list[int]] = {}
+    for model, key, field_name in (
+        (CorporateAddress, "addresses", "main_address"),
+        (Company, "companies", "main_company"),
+    ):
+        _move_external_ids(model, survivor, other_ids)
+        moved[key], main_changes = _move_rows(model, survivor, other_ids, field_name)
+        changes += main_changes
+    contact_persons = list(
+        CorporateContact.objects.filter(corporate_id__in=other_ids).values_list("customer_id", flat=True)
+    )
+    _move_contacts(survivor, other_ids)
+    if main_contacts and not had_main_contact:
+        contact = CorporateContact.objects.get(corporate=survivor, customer_id=main_contacts[0])
+        changes += _set_main(CorporateContact, survivor, contact, True, "main_contact")
+    moved["contacts"] = sorted(
+        CorporateContact.objects.filter(corporate=survivor, customer_id__in=contact_persons).values_list(
+            "pk", flat=True
+        )
+    )
+    moved["notes"] = list(
+        CorporateNote.objects.filter(corporate_id__in=other_ids).values_list("pk", flat=True)
+    )
+    CorporateNote.objects.filter(pk__in=moved["notes"]).update(corporate=survivor)
+    survivor.tags.add(*Tag.objects.filter(corporate_customers__in=other_ids))
+    for other in others:
+        if not survivor.nick_name and other.nick_name:
+            changes.append(Change(ENTITY, survivor.pk, "nick_name", None, other.nick_name))
+            survivor.nick_name = other.nick_name
+        other.merged_into = survivor
+        other.save(update_fields=["merged_into", "updated_at"])
+        changes.append(Change(ENTITY, other.pk, "merged_into", None, survivor.pk))
+    survivor.save()
+    changes.append(Change(ENTITY, survivor.pk, "merged", None, other_ids, context=moved))
+    history.write(changes, actor)
+    events.emit(CorporateCustomerUpdated(survivor.pk, survivor.site.code, ["merged"]), actor=actor)
+    return survivor

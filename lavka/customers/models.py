@@ -181,6 +181,9 @@ class CorporateCustomer(models.Model):
     keyword = models.CharField(_("keyword"), max_length=255, blank=True)
     content = models.CharField(_("content"), max_length=255, blank=True)
     custom_fields = models.JSONField(default=dict, blank=True)
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_corporates"
+    )
     created_at = models.DateTimeField(_("created"), db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -346,3 +346,95 @@ def test_notes(api, shop):
     assert api.post(f"customers-corporate/notes/{created['id']}/delete").body == {"success": True}
     assert api.get("customers-corporate/notes")["notes"] == []
     assert api.get("customers/notes")["notes"] == []  # person notes are a separate list
+
+
+def combine(api, customers, result, name="customers"):
+    return api.post("customers-corporate/combine", {name: customers, "resultCustomer": result})
+
+
+def test_combine_moves_addresses_companies_contacts_and_notes(api, shop):
+    anna, boris = person(api), person(api, "p2")
+    beta = create(
+        api,
+        {
+            "externalId": "beta",
+            "addresses": [{"externalId": "hq", "name": "Бета офис"}],
+            "companies": [{"name": "ООО «Бета»"}],
+            "customerContacts": [{"customer": {"id": anna}}],
+        },
+    )
+    acme = create(
+        api,
+        {
+            **ACME,
+            "customerContacts": [{"customer": {"id": anna}, "isMain": True}, {"customer": {"id": boris}}],
+        },
+    )
+    for corporate, text in (("acme", "Старая заметка"), ("beta", "Новая")):
+        note = {"text": text, "customer": {"externalId": corporate}}
+        assert api.post("customers-corporate/notes/create", {"site": "shop", "note": note}).status == 201
+
+    result = combine(api, [{"id": acme}], {"id": beta})
+    assert result.status == 200 and result.body == {"success": True}
+
+    merged = get(api, "beta")
+    assert merged["nickName"] == "ООО Акме"  # blank on the result, so taken over
+    assert {a["name"] for a in merged["addresses"]} == {"Бета офис", "Офис", "Склад"}
+    assert [a["name"] for a in merged["addresses"] if a["isMain"]] == ["Бета офис"]
+    assert merged["mainAddress"]["name"] == "Бета офис"
+    # The moved "hq" address lost its externalId: the result already uses it.
+    assert [a.get("externalId") for a in merged["addresses"]].count("hq") == 1
+    assert {c["name"] for c in merged["companies"]} == {"ООО «Бета»", "ООО «Акме»"}
+    assert merged["mainCompany"]["name"] == "ООО «Бета»"
+    assert sorted(c["customer"]["id"] for c in merged["customerContacts"]) == [anna, boris]
+    assert [c["customer"]["id"] for c in merged["customerContacts"] if c["isMain"]] == [anna]
+    notes = api.get("customers-corporate/notes", {"filter[customerIds][]": beta})["notes"]
+    assert sorted(n["text"] for n in notes) == ["Новая", "Старая заметка"]
+
+    assert api.get("customers-corporate/acme", {"site": "shop"}).status == 404
+    assert api.get(f"customers-corporate/{acme}", {"by": "id"}).status == 404
+    assert api.post("customers-corporate/acme/edit", {"site": "shop", "customerCorporate": {}}).status == 404
+    assert [c["id"] for c in api.get("customers-corporate")["customersCorporate"]] == [beta]
+    assert CorporateCustomer.objects.get(pk=acme).merged_into_id == beta
+
+    records = HistoryRecord.objects.filter(entity="customer_corporate", field__startswith="merged")
+    assert {(r.entity_id, r.field) for r in records} == {(acme, "merged_into"), (beta, "merged")}
+    assert records.get(field="merged").new_value == [acme]
+    feed = api.get("customers-corporate/history", {"filter[customerId]": acme})["history"]
+    assert feed[-1]["field"] == "merged_into" and feed[-1]["combinedTo"] == {"id": beta}
+    event = OutboxEvent.objects.filter(type="customers.corporate_updated").last()
+    assert event.payload["corporate_id"] == beta and event.payload["fields"] == ["merged"]
+
+
+def test_combine_promotes_a_moved_main_when_the_result_has_none(api, shop):
+    beta = create(api, {"externalId": "beta", "nickName": "Бета"})
+    acme = create(api)
+    result = combine(api, [{"id": acme}], {"id": beta}, name="customersCorporate")
+    assert result.status == 200, result.body
+    merged = get(api, "beta")
+    assert merged["nickName"] == "Бета"  # the result's data wins
+    assert merged["mainAddress"]["name"] == "Офис" and merged["mainCompany"]["name"] == "ООО «Акме»"
+    assert sum(a["isMain"] for a in merged["addresses"]) == 1
+
+
+def test_combine_errors(api, shop, make_api):
+    acme = create(api)
+    beta = create(api, {"externalId": "beta"})
+    gamma = create(api, {"externalId": "gamma"}, site="other")
+
+    unknown = combine(api, [{"id": 999999}], {"id": acme})
+    assert unknown.status == 404 and unknown["errorMsg"] == "Not found"
+    assert combine(api, [{"id": beta}], {"id": 999999}).status == 404
+    itself = combine(api, [{"id": acme}], {"id": acme})
+    assert itself.status == 400 and "customers" in itself["errors"]
+    across = combine(api, [{"id": gamma}], {"id": acme})
+    assert across.status == 400 and "customers" in across["errors"]
+    assert combine(api, [{"id": "x"}], {"id": acme}).status == 400
+    assert combine(api, [], {"id": acme}).status == 400
+    assert api.post("customers-corporate/combine", {"resultCustomer": {"id": acme}}).status == 400
+    limited = make_api(name="shop only", sites=["shop"])
+    assert combine(limited, [{"id": beta}], {"id": gamma}).status == 403
+    assert CorporateCustomer.objects.filter(merged_into__isnull=False).count() == 0
+    assert combine(api, [{"id": beta}], {"id": acme}).status == 200
+    again = combine(api, [{"id": beta}], {"id": acme})
+    assert again.status == 404  # a merged customer is gone

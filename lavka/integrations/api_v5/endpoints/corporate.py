@@ -39,6 +39,7 @@ from lavka.integrations.api_v5.endpoints.customers import (
     created_at_value,
     custom_fields_value,
     customer_by_ref,
+    entity_list,
     external_id_value,
     filter_bool,
     filter_date_range,
@@ -233,11 +234,16 @@ CORPORATE_PREFETCH = (
 
 
 def corporates() -> QuerySet[CorporateCustomer]:
-    return CorporateCustomer.objects.select_related("site").prefetch_related(*CORPORATE_PREFETCH)
+    return active_corporates().prefetch_related(*CORPORATE_PREFETCH)
+
+
+def active_corporates() -> QuerySet[CorporateCustomer]:
+    """Corporate customers not merged into another one: a merged one is gone from the API (404)."""
+    return CorporateCustomer.objects.filter(merged_into__isnull=True).select_related("site")
 
 
 def find_corporate(req: ApiRequest, uid: Any) -> CorporateCustomer:
-    return find_by(req, corporates(), uid, req.by())
+    return find_by(req, corporates().filter(merged_into__isnull=True), uid, req.by())
 
 
 # --- input ---------------------------------------------------------------------------------------------
@@ -400,7 +406,7 @@ def create_one(req: ApiRequest, raw: Any, prefix: str) -> CorporateCustomer:
 
 def filtered_corporates(req: ApiRequest) -> QuerySet[CorporateCustomer]:
     flt = req.filter
-    qs = CorporateCustomer.objects.filter(req.site_q())
+    qs = CorporateCustomer.objects.filter(req.site_q(), merged_into__isnull=True)
     if (ids := filter_ints(flt, "ids")) is not None:
         qs = qs.filter(pk__in=ids)
     if (external_ids := filter_strings(flt, "externalIds")) is not None:
@@ -463,9 +469,7 @@ def corporate_create(req: ApiRequest) -> tuple[int, dict[str, Any]]:
 def corporate_edit(req: ApiRequest, id: str) -> dict[str, Any]:
     """Change the fields sent (the Python client names the entity `customersCorporate`)."""
     raw = req.entity("customerCorporate", "customersCorporate")
-    corporate = find_by(
-        req, CorporateCustomer.objects.select_related("site"), id, req.by(), site_value=raw.get("site")
-    )
+    corporate = find_by(req, active_corporates(), id, req.by(), site_value=raw.get("site"))
     errors = Errors("customerCorporate.")
     data = corporate_data(raw, errors)
     errors.raise_if_any()
@@ -493,7 +497,28 @@ def corporate_fix_external_ids(req: ApiRequest) -> dict[str, Any]:
     def save(corporate: CorporateCustomer, external: str) -> None:
         actions.update_corporate(corporate, CorporateData(external_id=external), actor=req.actor)
 
-    return fix_external_ids(req, "customersCorporate", CorporateCustomer.objects.select_related("site"), save)
+    return fix_external_ids(req, "customersCorporate", active_corporates(), save)
+
+
+def _combine_ref(req: ApiRequest, ref: Any, key: str) -> CorporateCustomer:
+    """`{id}` of a corporate customer the key may see: 404 when there is none, 403 for another site."""
+    if not isinstance(ref, dict) or int_id(ref.get("id")) is None:
+        raise ApiError(ENTITY_ERROR, 400, {key: "Customer id is required."})
+    return find_by(req, active_corporates(), ref["id"], "id")
+
+
+@api("POST", "customers-corporate/combine", scope="customer_write", entity="customers")
+def corporate_combine(req: ApiRequest) -> dict[str, Any]:
+    """Merge `customers` into `resultCustomer`: its data wins; addresses, companies, contacts and notes
+    move to it (the Python client sends `customers`; `customersCorporate` is accepted too)."""
+    result = _combine_ref(req, req.entity("resultCustomer"), "resultCustomer")
+    name = "customers" if "customers" in req.params else "customersCorporate"
+    others = [_combine_ref(req, ref, f"{name}[{n}]") for n, ref in enumerate(entity_list(req, name))]
+    try:
+        actions.merge_corporate(result, others, actor=req.actor)
+    except ValidationError as exc:
+        raise corporate_error(exc, "") from exc
+    return {}
 
 
 # --- history -------------------------------------------------------------------------------------------
@@ -546,6 +571,8 @@ def corporate_history(records: list[HistoryRecord], req: ApiRequest) -> list[dic
         if field == "manager":
             old, new = ({"id": v} if isinstance(v, int) else v for v in (old, new))
         item.update({"field": field, "oldValue": old, "newValue": new})
+        if field == "merged_into":  # combined into another corporate customer
+            item["combinedTo"] = {"id": new}
         item["customer"] = (full if record.created else stubs).get(record.entity_id, {"id": record.entity_id})
         context = record.context
         if (address_id := context.get("address_id")) is not None:
@@ -576,9 +603,7 @@ def _note_owner(req: ApiRequest, ref: Any, key: str) -> CorporateCustomer:
         raise ApiError(ENTITY_ERROR, 400, {key: "Customer id or externalId is required."})
     by = "id" if ref.get("id") not in (None, "") else "externalId"
     try:
-        return find_by(
-            req, CorporateCustomer.objects.select_related("site"), ref[by], by, site_value=ref.get("site")
-        )
+        return find_by(req, active_corporates(), ref[by], by, site_value=ref.get("site"))
     except NotFound:
         raise ApiError(ENTITY_ERROR, 400, {key: f"Customer with {by}={ref[by]} not found."}) from None
 
@@ -642,7 +667,7 @@ def _paginated(req: ApiRequest, qs: QuerySet, key: str, serialize: Any) -> dict[
 )
 def address_list(req: ApiRequest, id: str) -> dict[str, Any]:
     """A corporate customer's addresses (`filter[ids][]`, `filter[name]`)."""
-    corporate = find_by(req, CorporateCustomer.objects.select_related("site"), id, req.by())
+    corporate = find_by(req, active_corporates(), id, req.by())
     qs = corporate.addresses.order_by("-is_main", "id")
     if name := filter_text(req.filter, "name"):
         qs = qs.filter(name__icontains=name)
@@ -658,7 +683,7 @@ def address_list(req: ApiRequest, id: str) -> dict[str, Any]:
 )
 def address_create(req: ApiRequest, id: str) -> tuple[int, dict[str, Any]]:
     """Add an address; the first one becomes the main address."""
-    corporate = find_by(req, CorporateCustomer.objects.select_related("site"), id, req.by())
+    corporate = find_by(req, active_corporates(), id, req.by())
     errors = Errors("address.")
     data = address_data(req.entity("address"), errors)
     errors.raise_if_any()
@@ -678,7 +703,7 @@ def address_create(req: ApiRequest, id: str) -> tuple[int, dict[str, Any]]:
 )
 def address_edit(req: ApiRequest, id: str, eid: str) -> dict[str, Any]:
     """Change an address (`entityBy` names it by id or externalId)."""
-    corporate = find_by(req, CorporateCustomer.objects.select_related("site"), id, req.by())
+    corporate = find_by(req, active_corporates(), id, req.by())
     address = _sub_entity(req, corporate.addresses.select_related("corporate"), eid)
     errors = Errors("address.")
     data = address_data(req.entity("address"), errors)
@@ -695,7 +720,7 @@ def address_edit(req: ApiRequest, id: str, eid: str) -> dict[str, Any]:
 )
 def company_list(req: ApiRequest, id: str) -> dict[str, Any]:
     """A corporate customer's companies (legal entities)."""
-    corporate = find_by(req, CorporateCustomer.objects.select_related("site"), id, req.by())
+    corporate = find_by(req, active_corporates(), id, req.by())
     qs = corporate.companies.select_related("address").order_by("-is_main", "id")
     if name := filter_text(req.filter, "name"):
         qs = qs.filter(name__icontains=name)
@@ -711,7 +736,7 @@ def company_list(req: ApiRequest, id: str) -> dict[str, Any]:
 )
 def company_create(req: ApiRequest, id: str) -> tuple[int, dict[str, Any]]:
     """Add a company; the first one becomes the main company."""
-    corporate = find_by(req, CorporateCustomer.objects.select_related("site"), id, req.by())
+    corporate = find_by(req, active_corporates(), id, req.by())
     errors = Errors("company.")
     data = company_data(req.entity("company"), errors)
     errors.raise_if_any()
@@ -731,7 +756,7 @@ def company_create(req: ApiRequest, id: str) -> tuple[int, dict[str, Any]]:
 )
 def company_edit(req: ApiRequest, id: str, eid: str) -> dict[str, Any]:
     """Change a company (`entityBy` names it by id or externalId)."""
-    corporate = find_by(req, CorporateCustomer.objects.select_related("site"), id, req.by())
+    corporate = find_by(req, active_corporates(), id, req.by())
     company = _sub_entity(req, corporate.companies.select_related("corporate"), eid)
     errors = Errors("company.")
     data = company_data(req.entity("company"), errors)
@@ -754,7 +779,7 @@ def _contacts(corporate: CorporateCustomer) -> QuerySet[CorporateContact]:
 @api("GET", "customers-corporate/{id}/contacts", scope="customer_read", query=("by", "site", "limit", "page"))
 def contact_list(req: ApiRequest, id: str) -> dict[str, Any]:
     """A corporate customer's contact persons (`filter[contactIds][]`, `filter[contactExternalIds][]`)."""
-    corporate = find_by(req, CorporateCustomer.objects.select_related("site"), id, req.by())
+    corporate = find_by(req, active_corporates(), id, req.by())
     qs = _contacts(corporate)
     flt = req.filter
     if (person_ids := filter_ints(flt, "contactIds")) is not None:
@@ -774,7 +799,7 @@ def contact_list(req: ApiRequest, id: str) -> dict[str, Any]:
 )
 def contact_create(req: ApiRequest, id: str) -> tuple[int, dict[str, Any]]:
     """Make a person of the same site a contact: `contact.customer` = `{id}` or `{externalId}`."""
-    corporate = find_by(req, CorporateCustomer.objects.select_related("site"), id, req.by())
+    corporate = find_by(req, active_corporates(), id, req.by())
     errors = Errors("contact.")
     data = contact_data(req, req.entity("contact"), errors, corporate.site, creating=True)
     errors.raise_if_any()
@@ -794,7 +819,7 @@ def contact_create(req: ApiRequest, id: str) -> tuple[int, dict[str, Any]]:
 )
 def contact_edit(req: ApiRequest, id: str, eid: str) -> dict[str, Any]:
     """Change a contact, named by its person's id or externalId (`entityBy`): main flag, companies."""
-    corporate = find_by(req, CorporateCustomer.objects.select_related("site"), id, req.by())
+    corporate = find_by(req, active_corporates(), id, req.by())
     contact = _sub_entity(req, _contacts(corporate), eid, "customer_id", "customer__external_id")
     errors = Errors("contact.")
     data = contact_data(req, req.entity("contact"), errors, corporate.site, creating=False)

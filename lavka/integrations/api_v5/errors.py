@@ -6,6 +6,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+ENTITY_ERROR = "Errors in the entity format"
+
 
 class ApiError(Exception):
     def __init__(self, message: str, status: int = 400, errors: dict[str, str] | list[str] | None = None):
@@ -57,7 +59,20 @@ def field_errors(exc: ValidationError, prefix: str = "") -> dict[str, str]:
     return {"0": " ".join(exc.messages)} if exc.messages else {}
 
 
-def entity_error(
-    exc: ValidationError, message: str = "Errors in the entity format", prefix: str = ""
-) -> ApiError:
+def entity_error(exc: ValidationError, message: str = ENTITY_ERROR, prefix: str = "") -> ApiError:
     return ApiError(message, 400, field_errors(exc, prefix))
+
+
+class Errors:
+    """Field errors of one entity, collected under its prefix (`order.`) and answered all at once."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.map: dict[str, str] = {}
+
+    def add(self, name: str, message: str = "This value is not valid.") -> None:
+        self.map.setdefault(self.prefix + name, message)
+
+    def raise_if_any(self, message: str = ENTITY_ERROR) -> None:
+        if self.map:
+            raise ApiError(message, 400, self.map)

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from lavka.integrations.api_v5.errors import ApiError
+from lavka.integrations.api_v5.errors import ENTITY_ERROR, ApiError
 
 DATETIME = "%Y-%m-%d %H:%M:%S"
 DATE = "%Y-%m-%d"
@@ -41,9 +41,7 @@ def compact(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None and v != ""}
 
 
-def parse_datetime(
-    value: Any, field: str, *, error: str = "Errors in the entity format"
-) -> datetime.datetime | None:
+def parse_datetime(value: Any, field: str, *, error: str = ENTITY_ERROR) -> datetime.datetime | None:
     """`Y-m-d H:i:s` (or `Y-m-d H:i`, `Y-m-d`, ISO 8601) in the account's zone, as an aware datetime."""
     if value in (None, ""):
         return None
@@ -67,7 +65,7 @@ def parse_datetime(
     return parsed
 
 
-def parse_date(value: Any, field: str, *, error: str = "Errors in the entity format") -> datetime.date | None:
+def parse_date(value: Any, field: str, *, error: str = ENTITY_ERROR) -> datetime.date | None:
     if value in (None, ""):
         return None
     try:
@@ -79,7 +77,7 @@ def parse_date(value: Any, field: str, *, error: str = "Errors in the entity for
     return parsed
 
 
-def parse_decimal(value: Any, field: str, *, error: str = "Errors in the entity format") -> Decimal | None:
+def parse_decimal(value: Any, field: str, *, error: str = ENTITY_ERROR) -> Decimal | None:
     if value in (None, ""):
         return None
     if isinstance(value, bool):

@@ -16,7 +16,13 @@ from lavka.accounts.models import ApiKey
 from lavka.core.actor import Actor
 from lavka.core.models import Site
 from lavka.integrations.api_v5 import params as p
-from lavka.integrations.api_v5.errors import AccessDenied, ApiError, InvalidParameters, MissingParameter
+from lavka.integrations.api_v5.errors import (
+    ENTITY_ERROR,
+    AccessDenied,
+    ApiError,
+    InvalidParameters,
+    MissingParameter,
+)
 
 LIMITS = (20, 50, 100, 250)
 HISTORY_LIMITS = (20, 50, 100)
@@ -70,12 +76,10 @@ class ApiRequest:
             if name in self.params and self.params[name] not in (None, ""):
                 value = p.decode_entity(self.params[name])
                 if not isinstance(value, kind):
-                    raise ApiError("Errors in the entity format", 400, {name: "This value is not valid."})
+                    raise ApiError(ENTITY_ERROR, 400, {name: "This value is not valid."})
                 nul = p.find_nul(value, name)
                 if nul:
-                    raise ApiError(
-                        "Errors in the entity format", 400, {nul: "This value contains a NUL character."}
-                    )
+                    raise ApiError(ENTITY_ERROR, 400, {nul: "This value contains a NUL character."})
                 return value
         if required:
             raise MissingParameter(names[0])
@@ -141,9 +145,7 @@ class ApiRequest:
                 raise (
                     ApiError(f"Site with code '{code}' not found", 400)
                     if name == "site"
-                    else ApiError(
-                        "Errors in the entity format", 400, {name: f"Site with code '{code}' not found."}
-                    )
+                    else ApiError(ENTITY_ERROR, 400, {name: f"Site with code '{code}' not found."})
                 )
             self._sites[code] = site
         return self.check_site(self._sites[code])

@@ -18,8 +18,8 @@ from lavka.catalog.models import Offer
 from lavka.core.models import Site
 from lavka.customers.models import Customer
 from lavka.integrations.api_v5 import formats
-from lavka.integrations.api_v5.endpoints.tasks import ENTITY_ERROR, plain_id
-from lavka.integrations.api_v5.errors import ApiError, NotFound, entity_error
+from lavka.integrations.api_v5.endpoints.tasks import plain_id
+from lavka.integrations.api_v5.errors import ENTITY_ERROR, ApiError, NotFound, entity_error
 from lavka.integrations.api_v5.request import ApiRequest
 from lavka.integrations.api_v5.router import api
 from lavka.orders.models import Order

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -674,6 +675,20 @@ def address_list(req: ApiRequest, id: str) -> dict[str, Any]:
     return _paginated(req, qs, "addresses", corporate_address_json)
 
 
+def _write_part(
+    req: ApiRequest, name: str, parse: Callable[[Any, Errors], Any], write: Callable[..., Any], target: Any
+) -> Any:
+    """Read the `name` entity (`address`, `company`, `contact`) and hand it to its action with `target`;
+    every field error comes back under `name.`."""
+    errors = Errors(f"{name}.")
+    data = parse(req.entity(name), errors)
+    errors.raise_if_any()
+    try:
+        return write(target, data, actor=req.actor)
+    except ValidationError as exc:
+        raise corporate_error(exc, f"{name}.") from exc
+
+
 @api(
     "POST",
     "customers-corporate/{id}/addresses/create",
@@ -684,13 +699,7 @@ def address_list(req: ApiRequest, id: str) -> dict[str, Any]:
 def address_create(req: ApiRequest, id: str) -> tuple[int, dict[str, Any]]:
     """Add an address; the first one becomes the main address."""
     corporate = find_by(req, active_corporates(), id, req.by())
-    errors = Errors("address.")
-    data = address_data(req.entity("address"), errors)
-    errors.raise_if_any()
-    try:
-        address = actions.add_address(corporate, data, actor=req.actor)
-    except ValidationError as exc:
-        raise corporate_error(exc, "address.") from exc
+    address = _write_part(req, "address", address_data, actions.add_address, corporate)
     return 201, {"id": address.pk}
 
 
@@ -705,13 +714,7 @@ def address_edit(req: ApiRequest, id: str, eid: str) -> dict[str, Any]:
     """Change an address (`entityBy` names it by id or externalId)."""
     corporate = find_by(req, active_corporates(), id, req.by())
     address = _sub_entity(req, corporate.addresses.select_related("corporate"), eid)
-    errors = Errors("address.")
-    data = address_data(req.entity("address"), errors)
-    errors.raise_if_any()
-    try:
-        actions.update_address(address, data, actor=req.actor)
-    except ValidationError as exc:
-        raise corporate_error(exc, "address.") from exc
+    _write_part(req, "address", address_data, actions.update_address, address)
     return {"id": address.pk}
 
 
@@ -737,13 +740,7 @@ def company_list(req: ApiRequest, id: str) -> dict[str, Any]:
 def company_create(req: ApiRequest, id: str) -> tuple[int, dict[str, Any]]:
     """Add a company; the first one becomes the main company."""
     corporate = find_by(req, active_corporates(), id, req.by())
-    errors = Errors("company.")
-    data = company_data(req.entity("company"), errors)
-    errors.raise_if_any()
-    try:
-        company = actions.add_company(corporate, data, actor=req.actor)
-    except ValidationError as exc:
-        raise corporate_error(exc, "company.") from exc
+    company = _write_part(req, "company", company_data, actions.add_company, corporate)
     return 201, {"id": company.pk}
 
 
@@ -758,13 +755,7 @@ def company_edit(req: ApiRequest, id: str, eid: str) -> dict[str, Any]:
     """Change a company (`entityBy` names it by id or externalId)."""
     corporate = find_by(req, active_corporates(), id, req.by())
     company = _sub_entity(req, corporate.companies.select_related("corporate"), eid)
-    errors = Errors("company.")
-    data = company_data(req.entity("company"), errors)
-    errors.raise_if_any()
-    try:
-        actions.update_company(company, data, actor=req.actor)
-    except ValidationError as exc:
-        raise corporate_error(exc, "company.") from exc
+    _write_part(req, "company", company_data, actions.update_company, company)
     return {"id": company.pk}
 
 
@@ -800,13 +791,11 @@ def contact_list(req: ApiRequest, id: str) -> dict[str, Any]:
 def contact_create(req: ApiRequest, id: str) -> tuple[int, dict[str, Any]]:
     """Make a person of the same site a contact: `contact.customer` = `{id}` or `{externalId}`."""
     corporate = find_by(req, active_corporates(), id, req.by())
-    errors = Errors("contact.")
-    data = contact_data(req, req.entity("contact"), errors, corporate.site, creating=True)
-    errors.raise_if_any()
-    try:
-        contact = actions.add_contact(corporate, data, actor=req.actor)
-    except ValidationError as exc:
-        raise corporate_error(exc, "contact.") from exc
+
+    def parse(raw: Any, errors: Errors) -> Any:
+        return contact_data(req, raw, errors, corporate.site, creating=True)
+
+    contact = _write_part(req, "contact", parse, actions.add_contact, corporate)
     return 201, {"id": contact.pk}
 
 
@@ -821,11 +810,9 @@ def contact_edit(req: ApiRequest, id: str, eid: str) -> dict[str, Any]:
     """Change a contact, named by its person's id or externalId (`entityBy`): main flag, companies."""
     corporate = find_by(req, active_corporates(), id, req.by())
     contact = _sub_entity(req, _contacts(corporate), eid, "customer_id", "customer__external_id")
-    errors = Errors("contact.")
-    data = contact_data(req, req.entity("contact"), errors, corporate.site, creating=False)
-    errors.raise_if_any()
-    try:
-        actions.update_contact(contact, data, actor=req.actor)
-    except ValidationError as exc:
-        raise corporate_error(exc, "contact.") from exc
+
+    def parse(raw: Any, errors: Errors) -> Any:
+        return contact_data(req, raw, errors, corporate.site, creating=False)
+
+    _write_part(req, "contact", parse, actions.update_contact, contact)
     return {"id": contact.customer_id}

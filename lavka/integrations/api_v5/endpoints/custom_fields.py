@@ -16,7 +16,6 @@ from lavka.core.models import CustomDictionary, CustomField, Site
 from lavka.integrations.api_v5 import params as p
 from lavka.integrations.api_v5.endpoints.references import (
     CODE,
-    ENTITY_FORMAT,
     Form,
     Invalid,
     boolean,
@@ -24,7 +23,7 @@ from lavka.integrations.api_v5.endpoints.references import (
     text,
     whole,
 )
-from lavka.integrations.api_v5.errors import ApiError, InvalidParameters, NotFound
+from lavka.integrations.api_v5.errors import ENTITY_ERROR, ApiError, InvalidParameters, NotFound
 from lavka.integrations.api_v5.request import ApiRequest
 from lavka.integrations.api_v5.router import api
 
@@ -77,9 +76,9 @@ def _new_code(data: dict[str, Any], prefix: str) -> str:
     try:
         code = text(64)(data.get("code", ""))
     except Invalid as exc:
-        raise ApiError(ENTITY_FORMAT, 400, {f"{prefix}.code": str(exc)}) from None
+        raise ApiError(ENTITY_ERROR, 400, {f"{prefix}.code": str(exc)}) from None
     if not code:
-        raise ApiError(ENTITY_FORMAT, 400, {f"{prefix}.code": "This value should not be blank."})
+        raise ApiError(ENTITY_ERROR, 400, {f"{prefix}.code": "This value should not be blank."})
     return code
 
 
@@ -188,7 +187,7 @@ def dictionary_create(req: ApiRequest) -> tuple[int, dict[str, Any]]:
     code = _new_code(data, "customDictionary")
     if CustomDictionary.objects.filter(code=code).exists():
         raise ApiError(
-            ENTITY_FORMAT, 400, {"customDictionary.code": "A dictionary with this code already exists."}
+            ENTITY_ERROR, 400, {"customDictionary.code": "A dictionary with this code already exists."}
         )
     try:
         save_dictionary(None, {**values, "code": code}, actor=req.actor)
@@ -226,7 +225,7 @@ def _field_values(data: dict[str, Any]) -> dict[str, Any]:
         dictionary = CustomDictionary.objects.filter(code=values["dictionary"]).first()
         if dictionary is None:
             raise ApiError(
-                ENTITY_FORMAT,
+                ENTITY_ERROR,
                 400,
                 {"customField.dictionary": f"Dictionary '{values['dictionary']}' not found."},
             )
@@ -240,13 +239,13 @@ def _field_values(data: dict[str, Any]) -> dict[str, Any]:
 def field_create(req: ApiRequest, entity: str) -> tuple[int, dict[str, Any]]:
     """Create a field of `order` or `customer` on every site the key may see → 201 `{code}`."""
     if entity not in CustomField.Entity.values:
-        raise ApiError(ENTITY_FORMAT, 400, {"entity": f"Entity '{entity}' has no custom fields."})
+        raise ApiError(ENTITY_ERROR, 400, {"entity": f"Entity '{entity}' has no custom fields."})
     data = req.entity("customField")
     values = _field_values(data)
     code = _new_code(data, "customField")
     for required in ("name", "type"):
         if not values.get(required):
-            raise ApiError(ENTITY_FORMAT, 400, {f"customField.{required}": "This value should not be blank."})
+            raise ApiError(ENTITY_ERROR, 400, {f"customField.{required}": "This value should not be blank."})
     sites = Site.objects.all()
     if req.key.site_codes is not None:
         sites = sites.filter(code__in=req.key.site_codes)

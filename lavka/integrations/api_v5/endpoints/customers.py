@@ -30,11 +30,17 @@ from lavka.customers.models import (
 )
 from lavka.integrations.api_v5 import formats, history
 from lavka.integrations.api_v5 import params as p
-from lavka.integrations.api_v5.errors import ApiError, InvalidParameters, MissingParameter, NotFound
+from lavka.integrations.api_v5.errors import (
+    ENTITY_ERROR,
+    ApiError,
+    Errors,
+    InvalidParameters,
+    MissingParameter,
+    NotFound,
+)
 from lavka.integrations.api_v5.request import ApiRequest
 from lavka.integrations.api_v5.router import api
 
-ENTITY_ERROR = "Errors in the entity format"
 UPLOAD_LIMIT = 50
 # What `customer_json` reads besides the row itself; `customer_prefetch("customer__")` for orders.
 CUSTOMER_PREFETCH = ("phones", "tags", "addresses", "consents")
@@ -174,21 +180,6 @@ def customers_queryset() -> QuerySet[Customer]:
 
 
 # --- input ---------------------------------------------------------------------------------------------
-
-
-class Errors:
-    """Collects field errors under the entity's prefix; `raise_if_any()` answers them all at once."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.map: dict[str, str] = {}
-
-    def add(self, name: str, message: str = "This value is not valid.") -> None:
-        self.map.setdefault(self.prefix + name, message)
-
-    def raise_if_any(self, message: str = ENTITY_ERROR) -> None:
-        if self.map:
-            raise ApiError(message, 400, self.map)
 
 
 def text_value(raw: dict[str, Any], name: str, errors: Errors) -> str | None:

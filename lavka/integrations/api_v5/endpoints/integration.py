@@ -6,7 +6,7 @@ from typing import Any
 
 from lavka.integrations.actions import save_integration_module
 from lavka.integrations.api_v5 import params as p
-from lavka.integrations.api_v5.errors import ApiError, NotFound
+from lavka.integrations.api_v5.errors import ENTITY_ERROR, ApiError, NotFound
 from lavka.integrations.api_v5.request import ApiRequest
 from lavka.integrations.api_v5.router import api
 from lavka.integrations.models import IntegrationModule
@@ -53,7 +53,7 @@ def module_edit(req: ApiRequest, code: str) -> tuple[int, dict[str, Any]]:
     if len(code) > MAX_CODE:
         # The column holds 255 characters: a longer code would be cut and then never found again.
         message = f"This value is too long. It should have {MAX_CODE} characters or less."
-        raise ApiError("Errors in the entity format", 400, {"integrationModule.code": message})
+        raise ApiError(ENTITY_ERROR, 400, {"integrationModule.code": message})
     data = req.entity("integrationModule")
     errors = {}
     values: dict[str, Any] = {}
@@ -79,7 +79,7 @@ def module_edit(req: ApiRequest, code: str) -> tuple[int, dict[str, Any]]:
         else:
             values["active"] = active
     if errors:
-        raise ApiError("Errors in the entity format", 400, errors)
+        raise ApiError(ENTITY_ERROR, 400, errors)
     extra = {k: v for k, v in data.items() if k not in KNOWN and k not in ("code", "active")}
     _module, created = save_integration_module(code, values, extra, api_key=req.key, actor=req.actor)
     return (201 if created else 200), {"info": {}}

@@ -29,7 +29,14 @@ from lavka.customers.models import Customer
 from lavka.integrations.api_v5 import formats, history
 from lavka.integrations.api_v5 import params as p
 from lavka.integrations.api_v5.endpoints.customers import customer_json, customer_prefetch
-from lavka.integrations.api_v5.errors import ApiError, InvalidParameters, MissingParameter, NotFound
+from lavka.integrations.api_v5.errors import (
+    ENTITY_ERROR,
+    ApiError,
+    Errors,
+    InvalidParameters,
+    MissingParameter,
+    NotFound,
+)
 from lavka.integrations.api_v5.request import ApiRequest, pagination
 from lavka.integrations.api_v5.router import api
 from lavka.orders import actions, totals
@@ -38,7 +45,6 @@ from lavka.orders.choices import ADDRESS_PARTS
 from lavka.orders.models import Order, OrderItem, Payment, PaymentStatus, PaymentType
 
 NOT_LOADED = "Order is not loaded"
-ENTITY_ERROR = "Errors in the entity format"
 UPLOAD_LIMIT = 50
 LIST_LIMIT = 500  # ids / externalIds in one `orders/statuses` or tracking call
 MAX_ID = 2**62
@@ -440,21 +446,6 @@ def created_orders_json(orders: list[Order]) -> list[dict[str, Any]]:
 
 
 # --- input ---------------------------------------------------------------------------------------------
-
-
-class Errors:
-    """Field errors of one entity, answered all at once."""
-
-    def __init__(self, prefix: str = "") -> None:
-        self.prefix = prefix
-        self.map: dict[str, str] = {}
-
-    def add(self, name: str, message: str = "This value is not valid.") -> None:
-        self.map.setdefault(self.prefix + name, message)
-
-    def raise_if_any(self, message: str = ENTITY_ERROR) -> None:
-        if self.map:
-            raise ApiError(message, 400, self.map)
 
 
 def _text(raw: dict[str, Any], name: str, errors: Errors, label: str | None = None) -> str | None:

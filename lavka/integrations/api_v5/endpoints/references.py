@@ -21,7 +21,7 @@ from lavka.core.actions import save_site
 from lavka.core.models import Site
 from lavka.integrations.api_v5 import formats
 from lavka.integrations.api_v5 import params as p
-from lavka.integrations.api_v5.errors import AccessDenied, ApiError
+from lavka.integrations.api_v5.errors import ENTITY_ERROR, AccessDenied, ApiError
 from lavka.integrations.api_v5.request import ApiRequest
 from lavka.integrations.api_v5.router import api
 from lavka.inventory.actions import save_warehouse
@@ -39,7 +39,6 @@ from lavka.orders.models import (
 )
 from lavka.orders.reference_actions import upsert_reference
 
-ENTITY_FORMAT = "Errors in the entity format"
 CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what a SlugField(max_length=64) accepts
 
 
@@ -147,18 +146,18 @@ class Form:
             except Invalid as exc:
                 errors[f"{prefix}.{name}"] = str(exc)
         if errors:
-            raise ApiError(ENTITY_FORMAT, 400, errors)
+            raise ApiError(ENTITY_ERROR, 400, errors)
         return values
 
     def error(self, exc: ValidationError, prefix: str) -> ApiError:
         """An action's ValidationError, keyed by the API's field names (`status.group`)."""
         if not hasattr(exc, "error_dict"):
-            return ApiError(ENTITY_FORMAT, 400, {prefix: " ".join(exc.messages)})
+            return ApiError(ENTITY_ERROR, 400, {prefix: " ".join(exc.messages)})
         errors = {
             f"{prefix}.{self.names.get(name, name)}" if name != "__all__" else prefix: " ".join(messages)
             for name, messages in exc.message_dict.items()
         }
-        return ApiError(ENTITY_FORMAT, 400, errors)
+        return ApiError(ENTITY_ERROR, 400, errors)
 
 
 BASE = {"name": ("name", text(255)), "active": ("is_active", boolean), "ordering": ("ordering", whole)}
@@ -180,7 +179,7 @@ def _book(row: ReferenceBook) -> dict[str, Any]:
 def path_code(code: str, entity: str) -> str:
     """A code from the path, checked before it reaches a query (PostgreSQL refuses NUL bytes)."""
     if not CODE.match(code):
-        raise ApiError(ENTITY_FORMAT, 400, {f"{entity}.code": "Letters, digits, - and _ only, at most 64."})
+        raise ApiError(ENTITY_ERROR, 400, {f"{entity}.code": "Letters, digits, - and _ only, at most 64."})
     return code
 
 
@@ -344,11 +343,11 @@ def _edit_book(req: ApiRequest, slug: str, code: str) -> tuple[int, dict[str, An
             group = StatusGroup.objects.filter(code=values["group"]).first()
             if group is None:
                 raise ApiError(
-                    ENTITY_FORMAT, 400, {"status.group": f"Status group '{values['group']}' not found."}
+                    ENTITY_ERROR, 400, {"status.group": f"Status group '{values['group']}' not found."}
                 )
             values["group"] = group
         elif not exists:
-            raise ApiError(ENTITY_FORMAT, 400, {"status.group": "This value should not be blank."})
+            raise ApiError(ENTITY_ERROR, 400, {"status.group": "This value should not be blank."})
     try:
         _row, created = upsert_reference(book.model, code, values, actor=req.actor)
     except ValidationError as exc:

@@ -21,13 +21,12 @@ from lavka.core.models import Site
 from lavka.integrations.api_v5 import formats
 from lavka.integrations.api_v5 import params as p
 from lavka.integrations.api_v5.endpoints.references import default_currency
-from lavka.integrations.api_v5.errors import AccessDenied, ApiError, InvalidParameters
+from lavka.integrations.api_v5.errors import ENTITY_ERROR, AccessDenied, ApiError, InvalidParameters
 from lavka.integrations.api_v5.request import ApiRequest
 from lavka.integrations.api_v5.router import api
 from lavka.inventory.actions import StockCount, set_stock
 from lavka.inventory.models import StockLevel, Warehouse
 
-ENTITY_FORMAT = "Errors in the entity format"
 MAX_UPLOAD = 250  # the largest batch a module sends (Woo: prices in 250)
 UNIT = {"code": "pc", "name": "Штука", "sym": "шт."}
 
@@ -103,7 +102,7 @@ class OfferFinder:
         if item.get("site") in (None, ""):
             return default
         if "\x00" in str(item["site"]):
-            raise ApiError(ENTITY_FORMAT, 400, {f"{self.list_name}[{n}].site": "This value is not valid."})
+            raise ApiError(ENTITY_ERROR, 400, {f"{self.list_name}[{n}].site": "This value is not valid."})
         return self.req.site_by_code(item["site"], f"{self.list_name}[{n}].site")
 
     def find(self, item: dict[str, Any], site: Site | None) -> Offer | None:
@@ -132,10 +131,10 @@ def _not_found(item: dict[str, Any]) -> dict[str, Any]:
 def _batch(req: ApiRequest, name: str) -> list[dict[str, Any]]:
     items = req.entity(name, kind=list)
     if len(items) > MAX_UPLOAD:
-        raise ApiError(ENTITY_FORMAT, 400, {name: f"At most {MAX_UPLOAD} items per request."})
+        raise ApiError(ENTITY_ERROR, 400, {name: f"At most {MAX_UPLOAD} items per request."})
     for n, item in enumerate(items):
         if not isinstance(item, dict):
-            raise ApiError(ENTITY_FORMAT, 400, {f"{name}[{n}]": "This value is not valid."})
+            raise ApiError(ENTITY_ERROR, 400, {f"{name}[{n}]": "This value is not valid."})
     return items
 
 
@@ -204,27 +203,27 @@ def _stock_counts(item: dict[str, Any], n: int, warehouses: dict[str, Warehouse]
     if isinstance(stores, dict):  # a PHP array with gaps in its indexes
         stores = list(stores.values())
     if not isinstance(stores, list):
-        raise ApiError(ENTITY_FORMAT, 400, {prefix: "This value is not valid."})
+        raise ApiError(ENTITY_ERROR, 400, {prefix: "This value is not valid."})
     counts = []
     for m, store in enumerate(stores):
         key = f"{prefix}[{m}]"
         if not isinstance(store, dict):
-            raise ApiError(ENTITY_FORMAT, 400, {key: "This value is not valid."})
+            raise ApiError(ENTITY_ERROR, 400, {key: "This value is not valid."})
         warehouse = warehouses.get(str(store.get("code", "")))
         if warehouse is None:
             raise ApiError(
-                ENTITY_FORMAT, 400, {f"{key}.code": f"Store with code '{store.get('code')}' not found."}
+                ENTITY_ERROR, 400, {f"{key}.code": f"Store with code '{store.get('code')}' not found."}
             )
         try:
             quantity = _decimal(store.get("available"), 3)
         except ValueError as exc:
-            raise ApiError(ENTITY_FORMAT, 400, {f"{key}.available": str(exc)}) from None
+            raise ApiError(ENTITY_ERROR, 400, {f"{key}.available": str(exc)}) from None
         price = None
         if store.get("purchasePrice") not in (None, ""):
             try:
                 price = _decimal(store["purchasePrice"], 2)
             except ValueError as exc:
-                raise ApiError(ENTITY_FORMAT, 400, {f"{key}.purchasePrice": str(exc)}) from None
+                raise ApiError(ENTITY_ERROR, 400, {f"{key}.purchasePrice": str(exc)}) from None
         counts.append(StockCount(warehouse, quantity, price))
     return counts
 
@@ -252,7 +251,7 @@ def inventories_upload(req: ApiRequest) -> dict[str, Any]:
             try:
                 set_stock(offer, counts, actor=req.actor)
             except ValidationError as exc:
-                raise ApiError(ENTITY_FORMAT, 400, {f"offers[{n}].stores": " ".join(exc.messages)}) from None
+                raise ApiError(ENTITY_ERROR, 400, {f"offers[{n}].stores": " ".join(exc.messages)}) from None
     return {"processedOffersCount": len(work), "notFoundOffers": not_found}
 
 
@@ -270,30 +269,28 @@ def _price_changes(
     elif isinstance(prices, dict):  # a PHP array with gaps in its indexes
         prices = list(prices.values())
     if not isinstance(prices, list):
-        raise ApiError(ENTITY_FORMAT, 400, {prefix: "This value is not valid."})
+        raise ApiError(ENTITY_ERROR, 400, {prefix: "This value is not valid."})
     changes: dict[PriceType, Decimal | None] = {}
     for m, entry in enumerate(prices):
         key = f"{prefix}[{m}]"
         if not isinstance(entry, dict):
-            raise ApiError(ENTITY_FORMAT, 400, {key: "This value is not valid."})
+            raise ApiError(ENTITY_ERROR, 400, {key: "This value is not valid."})
         price_type = price_types.get(str(entry.get("code", "")))
         if price_type is None:
-            raise ApiError(
-                ENTITY_FORMAT, 400, {f"{key}.code": f"Price type '{entry.get('code')}' not found."}
-            )
+            raise ApiError(ENTITY_ERROR, 400, {f"{key}.code": f"Price type '{entry.get('code')}' not found."})
         try:
             remove = p.boolean(entry.get("remove"), "remove", False)
         except p.ParameterError:
-            raise ApiError(ENTITY_FORMAT, 400, {f"{key}.remove": "This value is not valid."}) from None
+            raise ApiError(ENTITY_ERROR, 400, {f"{key}.remove": "This value is not valid."}) from None
         if remove and price_type.is_default:
-            raise ApiError(ENTITY_FORMAT, 400, {f"{key}.remove": "The base price cannot be removed."})
+            raise ApiError(ENTITY_ERROR, 400, {f"{key}.remove": "The base price cannot be removed."})
         if remove:
             changes[price_type] = None
             continue
         try:
             changes[price_type] = _decimal(entry.get("price"), 2)
         except ValueError as exc:
-            raise ApiError(ENTITY_FORMAT, 400, {f"{key}.price": str(exc)}) from None
+            raise ApiError(ENTITY_ERROR, 400, {f"{key}.price": str(exc)}) from None
     return changes
 
 

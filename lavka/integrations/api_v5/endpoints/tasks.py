@@ -16,14 +16,13 @@ from lavka.customers.filtersets import search_q
 from lavka.customers.models import Customer
 from lavka.integrations.api_v5 import formats, history
 from lavka.integrations.api_v5 import params as p
-from lavka.integrations.api_v5.errors import AccessDenied, ApiError, InvalidParameters, NotFound
+from lavka.integrations.api_v5.errors import ENTITY_ERROR, AccessDenied, ApiError, InvalidParameters, NotFound
 from lavka.integrations.api_v5.request import ApiRequest, pagination
 from lavka.integrations.api_v5.router import api
 from lavka.orders.models import Order
 from lavka.tasks.actions import TaskData, create_task, update_task
 from lavka.tasks.models import Task
 
-ENTITY_ERROR = "Errors in the entity format"
 LIST_QUERY = ("filter", "limit", "page")
 # Action field → the task's field in the API, for error keys.
 FIELD_NAMES = {"performer": "performerId", "due_at": "datetime"}

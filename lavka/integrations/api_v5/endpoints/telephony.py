@@ -14,8 +14,8 @@ from lavka.customers.filtersets import phone_customer_ids
 from lavka.customers.models import Customer
 from lavka.integrations.api_v5 import formats
 from lavka.integrations.api_v5 import params as p
-from lavka.integrations.api_v5.endpoints.tasks import ENTITY_ERROR, entity_errors, invalid, plain_id, scalar
-from lavka.integrations.api_v5.errors import ApiError, MissingParameter
+from lavka.integrations.api_v5.endpoints.tasks import entity_errors, invalid, plain_id, scalar
+from lavka.integrations.api_v5.errors import ENTITY_ERROR, ApiError, MissingParameter
 from lavka.integrations.api_v5.request import ApiRequest
 from lavka.integrations.api_v5.router import api
 from lavka.orders.models import Order

@@ -125,10 +125,10 @@ def main() -> int:
                 flush=True,
             )
             port = free_port()
-            lavka.start("serve", "--port", str(port), "--no-worker", "--threads", "8")
-            lavka.start("worker")
+            web = lavka.start("serve", "--port", str(port), "--no-worker", "--threads", "8")
+            worker = lavka.start("worker")
             wait_until(lambda: _up(port), timeout=60, what="lavka serve")
-            return measure(port, key, args, db)
+            return measure(port, key, args, db, {"web": web.pid, "worker": worker.pid})
         finally:
             lavka.kill_all() if os.environ.get("BENCH_SHOW_LOGS") else _quiet_kill(lavka)
 
@@ -165,7 +165,27 @@ def read_history(port: int, key: str, since: int) -> tuple[int, float]:
     return records, records / (time.monotonic() - began)
 
 
-def measure(port: int, key: str, args: argparse.Namespace, db) -> int:
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU time used so far by the named processes, by PostgreSQL's processes and by this one (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = dict.fromkeys([*pids, "postgres", "load generator"], 0.0)
+    names = {pid: name for name, pid in pids.items()} | {os.getpid(): "load generator"}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        command = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        name = names.get(int(entry.name)) or ("postgres" if command.startswith("postgres") else None)
+        if name:
+            used[name] += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return used
+
+
+def measure(port: int, key: str, args: argparse.Namespace, db, pids: dict[str, int]) -> int:
     def versions(client: Client, worker: int, n: int) -> bool:
         return client.call("GET", "/api/api-versions")[0] == 200
 
@@ -199,7 +219,11 @@ def measure(port: int, key: str, args: argparse.Namespace, db) -> int:
     base_rate, base_lat, base_err = load(port, key, args.clients, 5, versions)
 
     before_run = db.scalar("SELECT coalesce(max(id), 0) FROM core_historyrecord")
+    cpu_before = cpu_seconds(pids)
     rate, lat, err = load(port, key, args.clients, args.seconds, create)
+    cpu_used = {name: spent - cpu_before[name] for name, spent in cpu_seconds(pids).items()}
+    created = rate * args.seconds
+    backlog = db.scalar("SELECT count(*) FROM core_outboxevent WHERE processed_at IS NULL")
     made, made_rate = read_history(port, key, before_run)
     records, history_rate = read_history(port, key, 0)
 
@@ -215,6 +239,10 @@ def measure(port: int, key: str, args: argparse.Namespace, db) -> int:
     print(f"{'orders/create p50, ms':<34}{statistics.median(lat):>12.1f}")
     print(f"{'orders/create p99, ms':<34}{p99:>12.1f}{P99_TARGET_MS:>12.0f}{p99 / P99_TARGET_MS:>9.2f}")
     print(f"{'orders/create errors':<34}{err + base_err:>12d}")
+    print(f"{'outbox backlog at the end':<34}{backlog:>12d}")
+    print(f"{'CPU per order, ms':<34}{sum(cpu_used.values()) * 1000 / created:>12.1f}")
+    for name, spent in cpu_used.items():
+        print(f"{'  ' + name:<34}{spent * 1000 / created:>12.1f}")
     for label, count, per_second in (
         ("history of this run", made, made_rate),
         ("whole history", records, history_rate),

@@ -3,8 +3,13 @@
 Claiming: a batch of pending rows whose lease is free gets this worker's name and a lease, in one
 transaction (SKIP LOCKED on PostgreSQL; on SQLite the IMMEDIATE transaction serialises claimers and the
 compare-and-set on the lease does the rest). A worker killed mid-batch leaves rows whose lease expires,
-and another worker re-claims them. Each receiver runs in its own transaction together with the insert of
-its unique ReceiverDelivery row, so a re-delivered event never runs a receiver twice.
+and another worker re-claims them.
+
+A batch runs in one transaction, committed once: each receiver runs in a savepoint of its own together
+with the insert of its unique ReceiverDelivery row, so a re-delivered event never runs a receiver twice,
+and a failing receiver undoes only its own work. Receivers therefore only write to the database; what
+leaves the machine (a webhook, a message) is a job they enqueue. A receiver registered with `wanted`
+is skipped, without a ReceiverDelivery row, for events of types it has no work for at the moment.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Collection
 from datetime import timedelta
 
 from django.conf import settings
@@ -21,7 +27,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from lavka.core.events import receivers_for
+from lavka.core.events import receivers_for, wanted_now
 from lavka.core.models import OutboxEvent, ReceiverDelivery
 
 log = logging.getLogger(__name__)
@@ -54,9 +60,39 @@ def claim(worker: str, limit: int | None = None, lease_seconds: int | None = Non
 
 def process(event: OutboxEvent, worker: str) -> bool:
     """Run every receiver that has not yet handled `event`. True when all are done."""
+    return process_batch([event], worker)[0]
+
+
+def process_batch(batch: list[OutboxEvent], worker: str) -> list[bool]:
+    """Run the receivers of each claimed event, all in one transaction; True for each event done."""
     _local.worker = worker
+    wanted = wanted_now()
+    outcome = []
+    with transaction.atomic():
+        failures = []
+        for event in batch:
+            failed = _run_receivers(event, worker, wanted)
+            outcome.append(failed is None)
+            if failed:
+                failures.append((event, failed))
+        now = timezone.now()
+        done = [event.pk for event, ok in zip(batch, outcome, strict=True) if ok]
+        if done:
+            OutboxEvent.objects.filter(pk__in=done).update(processed_at=now, lease_until=None)
+        for event, failed in failures:
+            backoff = timedelta(seconds=min(3600, 2 ** min(event.attempts, 12)))
+            OutboxEvent.objects.filter(pk=event.pk, claimed_by=worker).update(
+                attempts=event.attempts + 1, last_error=failed[:2000], lease_until=now + backoff
+            )
+    return outcome
+
+
+def _run_receivers(event: OutboxEvent, worker: str, wanted: dict[str, Collection[str]]) -> str | None:
+    """Run the event's receivers, each in a savepoint; the first failure's description, or None."""
     failed = None
     for name, fn in receivers_for(event.type).items():
+        if name in wanted and event.type not in wanted[name]:
+            continue
         try:
             with transaction.atomic():
                 ReceiverDelivery.objects.create(event=event, receiver=name, worker=worker)
@@ -64,27 +100,19 @@ def process(event: OutboxEvent, worker: str) -> bool:
         except IntegrityError:
             # Another worker (or an earlier life of this one) already committed this receiver.
             if not ReceiverDelivery.objects.filter(event=event, receiver=name).exists():
-                failed = f"{name}: integrity error"
+                failed = failed or f"{name}: integrity error"
                 log.exception("receiver %s failed on %s", name, event)
         except Exception as exc:  # a receiver's bug must not stop the others or the worker
-            failed = f"{name}: {exc!r}"
+            failed = failed or f"{name}: {exc!r}"
             log.exception("receiver %s failed on %s", name, event)
-    now = timezone.now()
-    if failed:
-        backoff = timedelta(seconds=min(3600, 2 ** min(event.attempts, 12)))
-        OutboxEvent.objects.filter(pk=event.pk, claimed_by=worker).update(
-            attempts=event.attempts + 1, last_error=failed[:2000], lease_until=now + backoff
-        )
-        return False
-    OutboxEvent.objects.filter(pk=event.pk).update(processed_at=now, lease_until=None)
-    return True
+    return failed
 
 
 def dispatch_once(worker: str, limit: int | None = None) -> int:
     """Claim and process one batch; return how many events were claimed."""
     batch = claim(worker, limit)
-    for event in batch:
-        process(event, worker)
+    if batch:
+        process_batch(batch, worker)
     return len(batch)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, ClassVar
 
 from django.db import transaction
@@ -23,6 +23,8 @@ nudge = threading.Event()
 
 Receiver = Callable[[OutboxEvent], None]
 _receivers: dict[str, dict[str, Receiver]] = defaultdict(dict)
+# Receiver name → what tells, once per batch, which event types it has any work for right now.
+_wanted: dict[str, Callable[[], Collection[str]]] = {}
 ANY = "*"
 
 
@@ -41,13 +43,21 @@ def emit(event: DomainEvent, *, actor: Actor, depth: int = 0) -> OutboxEvent:
     return row
 
 
-def receiver(*event_types: str, name: str | None = None) -> Callable[[Receiver], Receiver]:
-    """Register a function as a receiver of these event types ("*" for all)."""
+def receiver(
+    *event_types: str, name: str | None = None, wanted: Callable[[], Collection[str]] | None = None
+) -> Callable[[Receiver], Receiver]:
+    """Register a function as a receiver of these event types ("*" for all).
+
+    `wanted`, when given, returns the event types the receiver has work for at the moment (webhooks:
+    those some subscription asks for); the dispatcher skips it for the others.
+    """
 
     def register(fn: Receiver) -> Receiver:
         receiver_name = name or f"{fn.__module__}.{fn.__qualname__}"
         for event_type in event_types:
             _receivers[event_type][receiver_name] = fn
+        if wanted is not None:
+            _wanted[receiver_name] = wanted
         return fn
 
     return register
@@ -56,6 +66,12 @@ def receiver(*event_types: str, name: str | None = None) -> Callable[[Receiver],
 def unregister(receiver_name: str) -> None:
     for by_name in _receivers.values():
         by_name.pop(receiver_name, None)
+    _wanted.pop(receiver_name, None)
+
+
+def wanted_now() -> dict[str, Collection[str]]:
+    """For each receiver registered with `wanted`: the event types it has work for now."""
+    return {name: wanted() for name, wanted in _wanted.items()}
 
 
 def receivers_for(event_type: str) -> dict[str, Receiver]:

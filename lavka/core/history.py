@@ -149,14 +149,21 @@ _COLUMNS = (
 )
 
 
+# PostgreSQL gets one statement of fixed text whatever the number of rows (one array per column), so
+# psycopg and the server reuse its parse; the text of a multi-row VALUES list changes with every count.
+_PG_ARRAYS = (
+    "bigint[], varchar[], bigint[], varchar[], jsonb[], jsonb[], boolean[], varchar[], bigint[], varchar[],"
+    " varchar[], jsonb[], timestamptz[], varchar[], varchar[]"
+)
+
+
 def _insert(records: list[HistoryRecord]) -> None:
-    """One multi-row INSERT, without the ORM's per-row compilation (this runs under the chain lock)."""
+    """One INSERT without the ORM's per-row compilation (this runs under the chain lock)."""
     connection = transaction.get_connection()
-    json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
-    row = f"(%s, %s, %s, %s, {json_param}, {json_param}, %s, %s, %s, %s, %s, {json_param}, %s, %s, %s)"
-    params: list[Any] = []
-    for r in records:
-        params += [
+    postgres = connection.vendor == "postgresql"
+    moment = (lambda at: at) if postgres else connection.ops.adapt_datetimefield_value
+    rows = [
+        (
             r.id,
             r.entity,
             r.entity_id,
@@ -169,12 +176,21 @@ def _insert(records: list[HistoryRecord]) -> None:
             r.actor_ref,
             r.actor_name,
             _json(r.context),
-            connection.ops.adapt_datetimefield_value(r.created_at),
+            moment(r.created_at),
             r.prev_hash,
             r.hash,
-        ]
+        )
+        for r in records
+    ]
     table = connection.ops.quote_name(HistoryRecord._meta.db_table)
-    sql = f"INSERT INTO {table} ({_COLUMNS}) VALUES {', '.join([row] * len(records))}"
+    if postgres:
+        arrays = ", ".join(f"%s::{kind}" for kind in _PG_ARRAYS.split(", "))
+        sql = f"INSERT INTO {table} ({_COLUMNS}) SELECT * FROM unnest({arrays})"
+        params: list[Any] = [list(column) for column in zip(*rows, strict=True)]
+    else:
+        row = "(" + ", ".join(["%s"] * len(rows[0])) + ")"
+        sql = f"INSERT INTO {table} ({_COLUMNS}) VALUES {', '.join([row] * len(rows))}"
+        params = [value for values in rows for value in values]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 

@@ -40,7 +40,7 @@ from lavka.catalog.models import Offer
 from lavka.core import history
 from lavka.core.actor import Actor
 from lavka.core.history import Change
-from lavka.core.models import Site
+from lavka.core.models import HistoryRecord, Site
 from lavka.core.money import ZERO, to_money
 from lavka.core.validation import clean_text
 from lavka.customers import actions as customer_actions
@@ -150,7 +150,8 @@ class _Statistics:
     Each batch looks rows up (numbers taken, customers' figures); the planner picks index plans for that
     only once its statistics know how far the tables grew, and autovacuum may be off or lag behind a bulk
     load. So: ANALYZE the tables whenever the import has added as many rows as the planner thought the
-    main one had (at least 5,000), and once more at the end if it did.
+    main one had (at least 5,000), and once more at the end if it did. The history table is among them:
+    the API's feed reads it by id right after an import, and a plan made for an empty table sorts it.
     """
 
     def __init__(self, *models: type[models.Model]) -> None:
@@ -272,7 +273,7 @@ def import_customers(
 ) -> ImportResult:
     """Create customers from `rows`; returns their ids (None for a rejected row) and the errors."""
     result = ImportResult()
-    statistics = _Statistics(Customer, CustomerPhone, CustomerAddress, Consent)
+    statistics = _Statistics(Customer, CustomerPhone, CustomerAddress, Consent, HistoryRecord)
     for batch in _batches(rows, batch_size):
         prepared: list[tuple[int, _NewCustomer]] = []
         for index, row in batch:
@@ -550,7 +551,7 @@ def import_orders(
     """Create orders from `rows` (numbered from the site's counter unless a row gives its number)."""
     result = ImportResult()
     lookups = _Lookups()
-    statistics = _Statistics(Order, OrderItem, Payment, Customer)
+    statistics = _Statistics(Order, OrderItem, Payment, Customer, HistoryRecord)
     for batch in _batches(rows, batch_size):
         batch_rows = [row for _i, row in batch]
         customers, offers = _contacts(site, batch_rows), lookups.offers(batch_rows)

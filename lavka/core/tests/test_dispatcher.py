@@ -251,3 +251,45 @@ def test_order_events_refresh_the_customers_figures(shop) -> None:
     assert customer.total_summ == order.total_summ
     created = OutboxEvent.objects.get(type="orders.created")
     assert "customers.refresh_stats" in delivered(created.pk)
+
+
+def test_a_batch_with_a_failing_event_commits_the_others(db, receivers) -> None:
+    """One transaction per batch, one savepoint per receiver: a failure undoes only that receiver's work."""
+    ids = ping(3)
+    failing = ids[1]
+    original = receivers.flaky
+
+    def flaky_on_one(event: OutboxEvent) -> None:
+        receivers.error = RuntimeError("bad row") if event.pk == failing else None
+        original(event)
+
+    events.receiver(Ping.type, name="tests.flaky")(flaky_on_one)
+    batch = dispatcher.claim("w1")
+
+    assert dispatcher.process_batch(batch, "w1") == [True, False, True]
+    assert set(EventTrace.objects.values_list("event_id", flat=True)) == {ids[0], ids[2]}
+    assert delivered(failing) == {"tests.ok": "w1"}
+    assert set(OutboxEvent.objects.filter(processed_at__isnull=False).values_list("id", flat=True)) == {
+        ids[0],
+        ids[2],
+    }
+
+
+def test_a_receiver_with_nothing_wanted_is_skipped_without_a_delivery_row(db, receivers) -> None:
+    wanted: set[str] = set()
+    calls: list[int] = []
+    picky = events.receiver(Ping.type, name="tests.picky", wanted=lambda: wanted)
+    picky(lambda event: calls.append(event.pk))
+    try:
+        [first] = ping(1)
+        assert dispatcher.drain("w1") == 1
+        assert calls == []
+        assert delivered(first) == {"tests.ok": "w1", "tests.flaky": "w1"}
+
+        wanted.add(Ping.type)
+        [second] = ping(1)
+        assert dispatcher.drain("w1") == 1
+        assert calls == [second]
+        assert delivered(second) == {"tests.ok": "w1", "tests.flaky": "w1", "tests.picky": "w1"}
+    finally:
+        events.unregister("tests.picky")

@@ -127,6 +127,16 @@ def replay_delivery(delivery: WebhookDelivery, *, actor: Actor) -> WebhookDelive
     return delivery
 
 
+def subscribed_types() -> set[str]:
+    """The event types some active subscription wants (one query, asked once per dispatcher batch)."""
+    wanted: set[str] = set()
+    for all_events, event_types in WebhookSubscription.objects.filter(is_active=True).values_list(
+        "all_events", "event_types"
+    ):
+        wanted.update(EVENT_TYPES if all_events else (t for t in event_types or () if t in EVENT_TYPES))
+    return wanted
+
+
 def create_deliveries(event: OutboxEvent) -> list[int]:
     """The deliveries of `event` for every subscription that wants it; runs in the receiver's transaction.
 

@@ -1,15 +1,16 @@
 """Runs outbox events through their receivers: at least once per event, exactly once per receiver.
 
 Claiming: a batch of pending rows whose lease is free gets this worker's name and a lease, in one
-transaction (SKIP LOCKED on PostgreSQL; on SQLite the IMMEDIATE transaction serialises claimers and the
-compare-and-set on the lease does the rest). A worker killed mid-batch leaves rows whose lease expires,
-and another worker re-claims them.
+transaction (on PostgreSQL one UPDATE of the rows a SKIP LOCKED select picked; on SQLite the IMMEDIATE
+transaction serialises claimers and the compare-and-set on the lease does the rest). A worker killed
+mid-batch leaves rows whose lease expires, and another worker re-claims them.
 
-A batch runs in one transaction, committed once: each receiver runs in a savepoint of its own together
-with the insert of its unique ReceiverDelivery row, so a re-delivered event never runs a receiver twice,
-and a failing receiver undoes only its own work. Receivers therefore only write to the database; what
-leaves the machine (a webhook, a message) is a job they enqueue. A receiver registered with `wanted`
-is skipped, without a ReceiverDelivery row, for events of types it has no work for at the moment.
+A batch runs in one transaction, committed once, and each receiver's run comes with the insert of its
+unique ReceiverDelivery row, so a re-delivered event never runs a receiver twice. When a receiver fails,
+the batch runs again with each receiver in a savepoint, so that the failure undoes only its own work.
+Receivers therefore only write to the database (and may run twice before one commit): what leaves the
+machine (a webhook, a message) is a job they enqueue. A receiver registered with `wanted` is skipped,
+without a ReceiverDelivery row, for events of types it has no work for at the moment.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import threading
 import uuid
 from collections.abc import Collection
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -46,16 +48,27 @@ def claim(worker: str, limit: int | None = None, lease_seconds: int | None = Non
     limit = limit or settings.LAVKA_OUTBOX_BATCH
     lease = timedelta(seconds=lease_seconds or settings.LAVKA_OUTBOX_LEASE_SECONDS)
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        return _claim_postgresql(worker, limit, now, now + lease)
     free = Q(processed_at__isnull=True) & (Q(lease_until__isnull=True) | Q(lease_until__lt=now))
     with transaction.atomic():
-        pending = OutboxEvent.objects.filter(free).order_by("id")
-        if connection.features.has_select_for_update_skip_locked:
-            pending = pending.select_for_update(skip_locked=True)
-        ids = list(pending.values_list("id", flat=True)[:limit])
+        ids = list(OutboxEvent.objects.filter(free).order_by("id").values_list("id", flat=True)[:limit])
         if not ids:
             return []
         OutboxEvent.objects.filter(free, id__in=ids).update(claimed_by=worker, lease_until=now + lease)
     return list(OutboxEvent.objects.filter(id__in=ids, claimed_by=worker, lease_until=now + lease))
+
+
+def _claim_postgresql(worker: str, limit: int, now: Any, until: Any) -> list[OutboxEvent]:
+    """One statement: pick free rows (SKIP LOCKED), lease them and return them; the worker polls often."""
+    table = OutboxEvent._meta.db_table
+    claimed = OutboxEvent.objects.raw(
+        f"UPDATE {table} SET claimed_by = %s, lease_until = %s WHERE id IN ("
+        f"SELECT id FROM {table} WHERE processed_at IS NULL AND (lease_until IS NULL OR lease_until < %s)"
+        " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING *",
+        [worker, until, now, limit],
+    )
+    return sorted(claimed, key=lambda event: event.pk)
 
 
 def process(event: OutboxEvent, worker: str) -> bool:
@@ -64,9 +77,24 @@ def process(event: OutboxEvent, worker: str) -> bool:
 
 
 def process_batch(batch: list[OutboxEvent], worker: str) -> list[bool]:
-    """Run the receivers of each claimed event, all in one transaction; True for each event done."""
+    """Run the receivers of each claimed event, all in one transaction; True for each event done.
+
+    First without savepoints, which is what almost every batch needs; if anything fails, that attempt
+    is rolled back and the batch runs again with each receiver in a savepoint, so the failure stays
+    with its receiver and is recorded.
+    """
     _local.worker = worker
     wanted = wanted_now()
+    try:
+        with transaction.atomic():
+            for event in batch:
+                for name, fn in _due(event, wanted):
+                    ReceiverDelivery.objects.create(event=event, receiver=name, worker=worker)
+                    fn(event)
+            _mark_done([event.pk for event in batch])
+        return [True] * len(batch)
+    except Exception:
+        log.debug("batch of %d failed as a whole; running it receiver by receiver", len(batch))
     outcome = []
     with transaction.atomic():
         failures = []
@@ -75,10 +103,8 @@ def process_batch(batch: list[OutboxEvent], worker: str) -> list[bool]:
             outcome.append(failed is None)
             if failed:
                 failures.append((event, failed))
+        _mark_done([event.pk for event, ok in zip(batch, outcome, strict=True) if ok])
         now = timezone.now()
-        done = [event.pk for event, ok in zip(batch, outcome, strict=True) if ok]
-        if done:
-            OutboxEvent.objects.filter(pk__in=done).update(processed_at=now, lease_until=None)
         for event, failed in failures:
             backoff = timedelta(seconds=min(3600, 2 ** min(event.attempts, 12)))
             OutboxEvent.objects.filter(pk=event.pk, claimed_by=worker).update(
@@ -87,12 +113,24 @@ def process_batch(batch: list[OutboxEvent], worker: str) -> list[bool]:
     return outcome
 
 
+def _due(event: OutboxEvent, wanted: dict[str, Collection[str]]) -> list[tuple[str, Any]]:
+    """The receivers of `event`, less those that want nothing of its type now."""
+    return [
+        (name, fn)
+        for name, fn in receivers_for(event.type).items()
+        if name not in wanted or event.type in wanted[name]
+    ]
+
+
+def _mark_done(ids: list[int]) -> None:
+    if ids:
+        OutboxEvent.objects.filter(pk__in=ids).update(processed_at=timezone.now(), lease_until=None)
+
+
 def _run_receivers(event: OutboxEvent, worker: str, wanted: dict[str, Collection[str]]) -> str | None:
     """Run the event's receivers, each in a savepoint; the first failure's description, or None."""
     failed = None
-    for name, fn in receivers_for(event.type).items():
-        if name in wanted and event.type not in wanted[name]:
-            continue
+    for name, fn in _due(event, wanted):
         try:
             with transaction.atomic():
                 ReceiverDelivery.objects.create(event=event, receiver=name, worker=worker)

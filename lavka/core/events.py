@@ -6,10 +6,11 @@ rolls back with the change. Receivers are registered per event type and run by t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, ClassVar
 
 from django.db import transaction
@@ -34,13 +35,39 @@ class DomainEvent:
 
 
 def emit(event: DomainEvent, *, actor: Actor, depth: int = 0) -> OutboxEvent:
+    """Add the event to the outbox, in the action's transaction (inside `gathered()`: when it ends)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("events are emitted inside the action's transaction")
-    row = OutboxEvent.objects.create(
+    row = OutboxEvent(
         type=event.type, payload=plain(dataclasses.asdict(event)), actor=plain(actor.as_dict()), depth=depth
     )
+    pending = getattr(_gathering, "pending", None)
+    if pending is not None:
+        pending.append(row)
+    else:
+        row.save(force_insert=True)
     transaction.on_commit(nudge.set)
     return row
+
+
+_gathering = threading.local()
+
+
+@contextlib.contextmanager
+def gathered() -> Iterator[None]:
+    """Hold the events an action emits and insert them in one statement when the block ends (in
+    emission order, so their ids keep it). The rows get their ids then."""
+    if getattr(_gathering, "pending", None) is not None:
+        yield
+        return
+    _gathering.pending = []
+    try:
+        yield
+        rows = _gathering.pending
+    finally:
+        _gathering.pending = None
+    if rows:
+        OutboxEvent.objects.bulk_create(rows)
 
 
 def receiver(

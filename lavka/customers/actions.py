@@ -231,6 +231,16 @@ def find_duplicates(
 def create_customer(
     site: Site, data: CustomerData, *, actor: Actor, created_at: datetime.datetime | None = None
 ) -> Customer:
+    return create_customer_in_transaction(site, data, actor=actor, created_at=created_at)
+
+
+def create_customer_in_transaction(
+    site: Site, data: CustomerData, *, actor: Actor, created_at: datetime.datetime | None = None
+) -> Customer:
+    """`create_customer` for an action that holds the transaction already (an order with a new
+    customer): an error rolls the caller back with it, and no savepoint is spent on the way."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("create_customer_in_transaction runs inside the caller's transaction")
     values = _clean(site, data)
     phones = _clean_phones(site, data.phones or [])
     address = _clean_address(data.address) if data.address else None

@@ -385,30 +385,27 @@ def derive_totals(order: Order, items: list[OrderItem], payments: list[Payment])
         order.full_paid_at = None
 
 
-def _take_number(site: Site) -> int:
-    """Move the site's counter on by one; its row stays locked until the commit.
-
-    One UPDATE … RETURNING: this runs for every new order, under a lock other creators wait for.
-    """
-    table = OrderCounter._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET last_number = last_number + 1 WHERE site_id = %s RETURNING last_number",
-            [site.pk],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        OrderCounter.objects.get_or_create(site=site)
-        return _take_number(site)
-    return row[0]
-
-
 def _next_number(site: Site) -> str:
-    """The site's next free number (a shop may have used some with numbers of its own)."""
+    """The site's next free number (a shop may have used some with numbers of its own).
+
+    One UPDATE … RETURNING moves the site's counter on and says whether the number is taken: this
+    runs for every new order, and the counter's row stays locked until the commit.
+    """
+    counter = OrderCounter._meta.db_table
+    orders = Order._meta.db_table
+    cast = "CAST(last_number AS TEXT)" if connection.vendor == "sqlite" else "last_number::text"
+    sql = (
+        f"UPDATE {counter} SET last_number = last_number + 1 WHERE site_id = %s RETURNING last_number,"
+        f" EXISTS(SELECT 1 FROM {orders} o WHERE o.site_id = %s AND o.number = {cast} || %s)"
+    )
     while True:
-        candidate = f"{_take_number(site)}{site.order_suffix}"
-        if not Order.objects.filter(site=site, number=candidate).exists():
-            return candidate
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [site.pk, site.pk, site.order_suffix])
+            row = cursor.fetchone()
+        if row is None:
+            OrderCounter.objects.get_or_create(site=site)
+        elif not row[1]:
+            return f"{row[0]}{site.order_suffix}"
 
 
 def _initial_status(order_type: OrderType, code: str | None) -> Status:
@@ -486,9 +483,9 @@ def create_order(
     """`offers`: the lines' offers by id when the caller has loaded them already (the API has).
 
     The history of the order and of a new customer is appended at the end, in one go, so that the
-    chain lock is held only from then to the commit.
+    chain lock is held only from then to the commit; their events are inserted together just before.
     """
-    with history.gathered():
+    with history.gathered(), events.gathered():
         return _create_order(site, data, actor=actor, offers=offers)
 
 
@@ -538,7 +535,7 @@ def _create_order(site: Site, data: OrderData, *, actor: Actor, offers: dict[int
     if not order.number:
         order.number = _next_number(site)
     if customer is None:
-        customer = customer_actions.create_customer(
+        customer = customer_actions.create_customer_in_transaction(
             site, data.new_customer, actor=actor, created_at=values.get("created_at")
         )
     order.customer = customer

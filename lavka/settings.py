@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "lavka.orders",
     "lavka.inventory",
     "lavka.tasks",
+    "lavka.loyalty",
     "lavka.telephony",
     "lavka.analytics",
     "lavka.tracking",

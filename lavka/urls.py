@@ -16,5 +16,6 @@ urlpatterns = [
     path("settings/", include("lavka.core.urls")),
     path("settings/api-keys/", include("lavka.integrations.urls")),
     path("settings/webhooks/", include("lavka.integrations.webhooks.urls")),
+    path("loyalty/", include("lavka.loyalty.urls")),
     path("api/", include("lavka.integrations.api_v5.urls")),
 ]

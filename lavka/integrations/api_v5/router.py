@@ -27,6 +27,7 @@ ENDPOINT_MODULES = (
     "costs",
     "integration",
     "carts",
+    "loyalty",
 )
 
 

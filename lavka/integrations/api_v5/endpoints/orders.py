@@ -39,6 +39,7 @@ from lavka.integrations.api_v5.errors import (
 )
 from lavka.integrations.api_v5.request import ApiRequest, pagination
 from lavka.integrations.api_v5.router import api
+from lavka.loyalty.queries import program_for_site
 from lavka.orders import actions, totals
 from lavka.orders.actions import ItemData, OrderData, OrderExists, PaymentData
 from lavka.orders.choices import ADDRESS_PARTS
@@ -262,6 +263,7 @@ def _item_out(row: dict[str, Any]) -> dict[str, Any]:
         "purchasePrice": _money(row["purchase_price"]),
         "comment": row["comment"],
         "properties": [],
+        "discounts": [],  # bonuses paid on the line show here (GET orders/{id}); plugins loop over it
     }
     if row["external_ids"]:
         out["externalIds"] = row["external_ids"]
@@ -1059,6 +1061,11 @@ def order_statuses(req: ApiRequest) -> dict[str, Any]:
 def order_get(req: ApiRequest, id: str) -> dict[str, Any]:
     """One order by externalId (default) or id."""
     order = find_order(req, id)
+    if program_for_site(order.site_id) is not None:  # the bonuses the order took and earns, per line
+        # Imported here: the loyalty endpoints build on this module's order shapes.
+        from lavka.integrations.api_v5.endpoints.loyalty import loyalty_order_json
+
+        return {"order": loyalty_order_json(order)}
     return {"order": orders_json([order.pk])[0]}
 
 

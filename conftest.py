@@ -26,3 +26,14 @@ def pytest_collection_modifyitems(config, items):
 def _fast_password_hashing(settings):
     """Argon2 is deliberately slow; tests that are not about hashing use a fast hasher."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _no_cached_rows_between_tests():
+    """Process caches of rows (enabled rules, compiled conditions, reference books) must not outlive
+    the test whose transaction made them: the next test's database no longer has those rows."""
+    yield
+    from lavka.automation import conditions, engine
+
+    engine.forget_rules()
+    conditions.forget()

@@ -1,4 +1,4 @@
-"""The `lavka` command: demo, serve, worker, migrate, user, apikey, audit."""
+"""The `lavka` command: demo, serve, worker, migrate, user, apikey, rules, audit."""
 
 from __future__ import annotations
 
@@ -167,6 +167,57 @@ def cmd_apikey_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rules_export(args: argparse.Namespace) -> int:
+    import json
+
+    from lavka.automation.actions import export_rules
+    from lavka.automation.models import Rule
+
+    text = json.dumps(
+        export_rules(list(Rule.objects.prefetch_related("actions"))), ensure_ascii=False, indent=2
+    )
+    if args.file in (None, "-"):
+        print(text)
+    else:
+        with open(args.file, "w", encoding="utf-8") as out:
+            out.write(text + "\n")
+    return 0
+
+
+def cmd_rules_import(args: argparse.Namespace) -> int:
+    import json
+
+    from django.core.exceptions import ValidationError
+
+    from lavka.automation.actions import import_rules
+    from lavka.core.actor import Actor
+
+    try:
+        with open(args.file, encoding="utf-8") if args.file != "-" else sys.stdin as source:
+            document = json.load(source)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        print(f"error: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        rules = import_rules(document, actor=Actor.system("cli"))
+    except ValidationError as exc:
+        for field, errors in (exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}).items():
+            for error in errors:
+                print(f"error: {field}: {error}" if field else f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"imported {len(rules)} rules")
+    return 0
+
+
+def cmd_rules_defaults(args: argparse.Namespace) -> int:
+    from lavka.automation.defaults import install_default_rules
+    from lavka.core.actor import Actor
+
+    rules = install_default_rules(actor=Actor.system("cli"), enable=args.enable)
+    print(f"{len(rules)} default rules in place{' and enabled' if args.enable else ' (disabled)'}")
+    return 0
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from lavka.core.history import verify_chain
 
@@ -244,6 +295,20 @@ def build_parser() -> argparse.ArgumentParser:
     key_revoke = apikey_commands.add_parser("revoke", help="revoke a key")
     key_revoke.add_argument("id", type=int)
     key_revoke.set_defaults(func=cmd_apikey_revoke)
+
+    rules = sub.add_parser("rules", help="automation rules as JSON files")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True)
+    rules_export = rules_commands.add_parser("export", help="write every rule as JSON (to FILE or stdout)")
+    rules_export.add_argument("file", nargs="?")
+    rules_export.set_defaults(func=cmd_rules_export)
+    rules_import = rules_commands.add_parser(
+        "import", help="create or update rules (by name) from a JSON file"
+    )
+    rules_import.add_argument("file", help="the file, or - for stdin")
+    rules_import.set_defaults(func=cmd_rules_import)
+    rules_defaults = rules_commands.add_parser("defaults", help="add the default rules a shop starts with")
+    rules_defaults.add_argument("--enable", action="store_true", help="switch them on as well")
+    rules_defaults.set_defaults(func=cmd_rules_defaults)
 
     audit = sub.add_parser("audit", help="check the history")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)

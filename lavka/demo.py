@@ -18,7 +18,7 @@ import multiprocessing
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from itertools import accumulate
 from multiprocessing.connection import wait
@@ -31,9 +31,10 @@ from django.utils import timezone
 
 from lavka.accounts.actions import create_user, save_team, update_user
 from lavka.accounts.models import User
+from lavka.automation.defaults import install_default_rules
 from lavka.catalog.models import Category, Offer, Product
 from lavka.core.actor import Actor
-from lavka.core.models import Site
+from lavka.core.models import OutboxEvent, Site
 from lavka.core.money import ZERO
 from lavka.customers.actions import add_note
 from lavka.customers.models import Customer, CustomerPhone
@@ -42,6 +43,7 @@ from lavka.orders.actions import ItemData, PaymentData
 from lavka.orders.bulk import CustomerRow, ImportResult, OrderRow, import_customers, import_orders
 from lavka.orders.choices import Group
 from lavka.orders.defaults import STATUS_GROUPS, STATUSES
+from lavka.orders.events import OrderCreated
 from lavka.orders.models import Order
 
 DEMO_PASSWORD = "demo-lavka-2026"
@@ -507,6 +509,9 @@ def build_demo(
         ]
     _run(chunks, workers)
     _notes(rng, people, staff)
+    recorded = _record_last_week(calendar.end)
+    rules = install_default_rules(actor=Actor.system("demo"), enable=True)
+    say(f"{len(rules)} default rules on; the last week's {recorded} new orders recorded as events (dry runs)")
     groups = dict(Order.objects.values_list("status__group__code").annotate(n=Count("id")).order_by())
     regulars = sum(1 for p in people if p.orders >= 2)
     say(
@@ -514,6 +519,35 @@ def build_demo(
         f"{len(plan)} orders: " + ", ".join(f"{groups[g]} {g}" for g in GROUPS if g in groups)
     )
     return DemoSummary(logins(), len(people), len(plan))
+
+
+def _record_last_week(today: datetime.date) -> int:
+    """The import raises no events (automation is muted for it). A shop that has run for a while has its
+    recent orders in the event log, which the rules' dry run replays: record the last week's orders as
+    `orders.created` events, already processed, so that no rule acts on them now."""
+    since = timezone.make_aware(
+        datetime.datetime.combine(today - datetime.timedelta(days=7), datetime.time())
+    )
+    recent = list(
+        Order.objects.filter(created_at__gte=since).values_list(
+            "id", "site__code", "customer_id", "status__code", "manager_id", "created_at"
+        )
+    )
+    actor = Actor.importer("demo").as_dict()
+    now = timezone.now()
+    with transaction.atomic():
+        made = OutboxEvent.objects.bulk_create(
+            OutboxEvent(
+                type=OrderCreated.type,
+                payload=asdict(OrderCreated(pk, site, customer, status, manager)),
+                actor=actor,
+                processed_at=now,
+            )
+            for pk, site, customer, status, manager, _at in recent
+        )
+        for event, row in zip(made, recent, strict=True):  # created_at is set on insert: put the real time
+            OutboxEvent.objects.filter(pk=event.pk).update(created_at=row[5])
+    return len(made)
 
 
 def _load_customers(site: Site, people: list[_Customer], actor: Actor, say: Callable[[str], None]) -> None:

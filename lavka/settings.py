@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "lavka.telephony",
     "lavka.analytics",
     "lavka.tracking",
+    "lavka.automation",
     "lavka.integrations",
     "lavka.integrations.webhooks",
 ]
@@ -148,6 +149,10 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 REDIS_URL = os.environ.get("LAVKA_REDIS_URL", "")
+# With LAVKA_REDIS_URL, outbox events and jobs also go through Redis streams named <prefix>:events and
+# <prefix>:jobs (lavka.core.redisq); the sweeper re-publishes what has waited longer than SWEEP_SECONDS.
+LAVKA_REDIS_PREFIX = os.environ.get("LAVKA_REDIS_PREFIX", "lavka")
+LAVKA_REDIS_SWEEP_SECONDS = float(os.environ.get("LAVKA_REDIS_SWEEP_SECONDS", "5"))
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
@@ -167,6 +172,9 @@ LAVKA_LOGIN_WINDOW_SECONDS = env_int("LAVKA_LOGIN_WINDOW_SECONDS", 300)
 # Outbox dispatcher.
 LAVKA_OUTBOX_LEASE_SECONDS = env_int("LAVKA_OUTBOX_LEASE_SECONDS", 60)
 LAVKA_OUTBOX_BATCH = env_int("LAVKA_OUTBOX_BATCH", 50)
+# Automation: how deep a chain of rules triggering rules may go, and how often timers and waits are checked.
+LAVKA_AUTOMATION_MAX_DEPTH = env_int("LAVKA_AUTOMATION_MAX_DEPTH", 5)
+LAVKA_AUTOMATION_TICK_SECONDS = env_int("LAVKA_AUTOMATION_TICK_SECONDS", 15)
 LAVKA_WORKER_POLL_SECONDS = float(os.environ.get("LAVKA_WORKER_POLL_SECONDS", "1.0"))
 # A diagnostic receiver that logs every delivery of every event; durability tests switch it on.
 LAVKA_EVENT_TRACE = env_bool("LAVKA_EVENT_TRACE")
@@ -183,6 +191,19 @@ LAVKA_WEBHOOK_MAX_ATTEMPTS = env_int("LAVKA_WEBHOOK_MAX_ATTEMPTS", 30)
 LAVKA_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("LAVKA_WEBHOOK_TIMEOUT_SECONDS", "10"))
 LAVKA_WEBHOOK_BACKOFF_BASE_SECONDS = float(os.environ.get("LAVKA_WEBHOOK_BACKOFF_BASE_SECONDS", "10"))
 LAVKA_WEBHOOK_BACKOFF_CAP_SECONDS = float(os.environ.get("LAVKA_WEBHOOK_BACKOFF_CAP_SECONDS", "3600"))
+
+# Tasks: reminders also by e-mail to staff; an overdue task goes to the supervisor after this many
+# minutes; how often the worker looks for due reminders, overdue tasks and escalations.
+LAVKA_TASK_REMINDER_EMAIL = env_bool("LAVKA_TASK_REMINDER_EMAIL")
+LAVKA_TASK_ESCALATION_MINUTES = env_int("LAVKA_TASK_ESCALATION_MINUTES", 60)
+LAVKA_TASK_TICK_SECONDS = env_int("LAVKA_TASK_TICK_SECONDS", 30)
+# Staff e-mail (task reminders) goes through this SMTP server.
+EMAIL_HOST = os.environ.get("LAVKA_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("LAVKA_EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("LAVKA_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("LAVKA_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("LAVKA_EMAIL_USE_TLS")
+DEFAULT_FROM_EMAIL = os.environ.get("LAVKA_EMAIL_FROM", "lavka@localhost")
 
 LOGGING = {
     "version": 1,

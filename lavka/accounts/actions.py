@@ -13,8 +13,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from lavka.accounts.events import PresenceChanged
 from lavka.accounts.models import ApiKey, SavedFilter, Team, User
 from lavka.accounts.scopes import API_SCOPES
+from lavka.core import events
 from lavka.core.actor import Actor
 from lavka.core.models import Site
 from lavka.core.validation import clean_text
@@ -88,11 +90,17 @@ def update_user(user: User, *, actor: Actor, sites: Iterable[Site] | None = None
     return user
 
 
+@transaction.atomic
 def set_presence(user: User, presence: str, *, actor: Actor) -> User:
+    """Working, busy or absent; a real change emits `accounts.presence_changed` (assignment reacts to it)."""
     if presence not in User.Presence.values:
         raise ValueError(f"unknown presence {presence!r}")
-    User.objects.filter(pk=user.pk).update(presence=presence)
+    old = User.objects.select_for_update().filter(pk=user.pk).values_list("presence", flat=True).first()
     user.presence = presence
+    if old is None or old == presence:
+        return user
+    User.objects.filter(pk=user.pk).update(presence=presence)
+    events.emit(PresenceChanged(user.pk, old, presence), actor=actor)
     return user
 
 

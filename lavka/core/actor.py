@@ -36,6 +36,11 @@ class Actor:
         return cls(Source.SYSTEM, name=name)
 
     @classmethod
+    def for_rule(cls, rule: Any) -> Actor:
+        """An automation rule (any object with `pk` and `name`)."""
+        return cls(Source.RULE, ref=str(rule.pk), name=rule.name)
+
+    @classmethod
     def importer(cls, name: str = "import") -> Actor:
         return cls(Source.IMPORT, name=name)
 

@@ -3,7 +3,9 @@
 Claiming: a batch of pending rows whose lease is free gets this worker's name and a lease, in one
 transaction (on PostgreSQL one UPDATE of the rows a SKIP LOCKED select picked; on SQLite the IMMEDIATE
 transaction serialises claimers and the compare-and-set on the lease does the rest). A worker killed
-mid-batch leaves rows whose lease expires, and another worker re-claims them.
+mid-batch leaves rows whose lease expires, and another worker re-claims them. `claim` takes the oldest
+pending rows (a worker polling the database); `claim_ids` takes the rows Redis named (lavka.core.redisq),
+under the same lease rules.
 
 A batch runs in one transaction, committed once, and each receiver's run comes with the insert of its
 unique ReceiverDelivery row, so a re-delivered event never runs a receiver twice. When a receiver fails,
@@ -45,6 +47,7 @@ def current_worker() -> str:
 
 
 def claim(worker: str, limit: int | None = None, lease_seconds: int | None = None) -> list[OutboxEvent]:
+    """Lease the oldest pending events whose lease is free (the database polling path)."""
     limit = limit or settings.LAVKA_OUTBOX_BATCH
     lease = timedelta(seconds=lease_seconds or settings.LAVKA_OUTBOX_LEASE_SECONDS)
     now = timezone.now()
@@ -59,14 +62,34 @@ def claim(worker: str, limit: int | None = None, lease_seconds: int | None = Non
     return list(OutboxEvent.objects.filter(id__in=ids, claimed_by=worker, lease_until=now + lease))
 
 
-def _claim_postgresql(worker: str, limit: int, now: Any, until: Any) -> list[OutboxEvent]:
+def claim_ids(worker: str, ids: Collection[int], lease_seconds: int | None = None) -> list[OutboxEvent]:
+    """Lease those of `ids` that are pending and free, by the rules of `claim` (the Redis path: the
+    stream says which events to work on, the lease decides who does). The others are done, leased by
+    another worker, or backing off after a failure: nothing for this worker now."""
+    ids = sorted({int(pk) for pk in ids})
+    if not ids:
+        return []
+    lease = timedelta(seconds=lease_seconds or settings.LAVKA_OUTBOX_LEASE_SECONDS)
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        return _claim_postgresql(worker, len(ids), now, now + lease, ids)
+    free = Q(processed_at__isnull=True) & (Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+    with transaction.atomic():
+        OutboxEvent.objects.filter(free, id__in=ids).update(claimed_by=worker, lease_until=now + lease)
+    return list(OutboxEvent.objects.filter(id__in=ids, claimed_by=worker, lease_until=now + lease))
+
+
+def _claim_postgresql(
+    worker: str, limit: int, now: Any, until: Any, ids: list[int] | None = None
+) -> list[OutboxEvent]:
     """One statement: pick free rows (SKIP LOCKED), lease them and return them; the worker polls often."""
     table = OutboxEvent._meta.db_table
+    only = " AND id = ANY(%s)" if ids is not None else ""
     claimed = OutboxEvent.objects.raw(
         f"UPDATE {table} SET claimed_by = %s, lease_until = %s WHERE id IN ("
         f"SELECT id FROM {table} WHERE processed_at IS NULL AND (lease_until IS NULL OR lease_until < %s)"
-        " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING *",
-        [worker, until, now, limit],
+        f"{only} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING *",
+        [worker, until, now, *([ids] if ids is not None else []), limit],
     )
     return sorted(claimed, key=lambda event: event.pk)
 

@@ -38,6 +38,7 @@ def emit(event: DomainEvent, *, actor: Actor, depth: int = 0) -> OutboxEvent:
     """Add the event to the outbox, in the action's transaction (inside `gathered()`: when it ends)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("events are emitted inside the action's transaction")
+    depth = max(depth, getattr(_chain, "depth", 0))
     row = OutboxEvent(
         type=event.type, payload=plain(dataclasses.asdict(event)), actor=plain(actor.as_dict()), depth=depth
     )
@@ -47,10 +48,26 @@ def emit(event: DomainEvent, *, actor: Actor, depth: int = 0) -> OutboxEvent:
     else:
         row.save(force_insert=True)
     transaction.on_commit(nudge.set)
+    from lavka.core import redisq  # workers on other machines hear of it through Redis, if it is set
+
+    redisq.publish_on_commit(redisq.EVENTS, row)
     return row
 
 
 _gathering = threading.local()
+_chain = threading.local()
+
+
+@contextlib.contextmanager
+def caused_by(depth: int) -> Iterator[None]:
+    """Events emitted inside the block carry at least this depth: what a rule does because of an
+    event of depth d raises events of depth d + 1, so that chains of rules can be cut off."""
+    previous = getattr(_chain, "depth", 0)
+    _chain.depth = depth
+    try:
+        yield
+    finally:
+        _chain.depth = previous
 
 
 @contextlib.contextmanager

@@ -34,6 +34,7 @@ from lavka.orders.choices import (
 )
 from lavka.orders.events import (
     OrderCreated,
+    OrderFullyPaid,
     OrderManagerChanged,
     OrderPaymentAdded,
     OrdersMerged,
@@ -647,6 +648,7 @@ def _write_creation(order: Order, items: list[OrderItem], payments: list[Payment
             ),
             actor=actor,
         )
+    _note_full_payment(order, None, actor)
 
 
 def _payment_history(payment: Payment) -> dict[str, Any]:
@@ -720,6 +722,7 @@ def update_order(
     if frm and to and frm >= to:
         raise ValidationError({"delivery_time_to": _("Must be later than the start of the slot.")})
     before = order_state(order)
+    paid_before = order.full_paid_at
     for name, value in values.items():
         setattr(order, name, value)
     changes = []
@@ -735,10 +738,26 @@ def update_order(
     history.write(changes, actor)
     if changes:
         events.emit(
-            OrderUpdated(order.pk, site.code, order.customer_id, sorted({c.field for c in changes})),
+            OrderUpdated(
+                order.pk,
+                site.code,
+                order.customer_id,
+                sorted({c.field for c in changes}),
+                _field_changes(changes),
+            ),
             actor=actor,
         )
+    _note_full_payment(order, paid_before, actor)
     return order
+
+
+def _field_changes(changes: list[Change]) -> dict[str, list[Any]]:
+    """{field: [old, new]} of the order's own fields (lines and payments have their own records)."""
+    return {
+        c.field: [history.plain(c.old), history.plain(c.new)]
+        for c in changes
+        if not c.field.startswith(("order_product", "payments"))
+    }
 
 
 def _replace_items(order: Order, cleaned: list[tuple[ItemData, Offer, dict[str, Any]]]) -> list[Change]:
@@ -891,6 +910,7 @@ def assign_manager(order: Order, manager: Any, *, actor: Actor) -> Order:
 def add_payment(order: Order, data: PaymentData, *, actor: Actor) -> Payment:
     order = _locked(order)
     payment = Payment.objects.create(order=order, **_clean_payment(data))
+    paid_before = order.full_paid_at
     recalculate(order)
     order.save()
     history.write(
@@ -912,6 +932,7 @@ def add_payment(order: Order, data: PaymentData, *, actor: Actor) -> Payment:
         ),
         actor=actor,
     )
+    _note_full_payment(order, paid_before, actor)
     return payment
 
 
@@ -923,6 +944,7 @@ def update_payment(payment: Payment, data: PaymentData, *, actor: Actor) -> Paym
     for name, value in _clean_payment(data).items():
         setattr(payment, name, value)
     payment.save()
+    paid_before = order.full_paid_at
     recalculate(order)
     order.save()
     changes = history.diff(
@@ -938,7 +960,19 @@ def update_payment(payment: Payment, data: PaymentData, *, actor: Actor) -> Paym
             OrderUpdated(order.pk, order.site.code, order.customer_id, sorted({c.field for c in changes})),
             actor=actor,
         )
+    _note_full_payment(order, paid_before, actor)
     return payment
+
+
+def _note_full_payment(order: Order, paid_before: Any, actor: Actor) -> None:
+    """`orders.fully_paid` when the paid payments have just reached the total (rules react to it)."""
+    if paid_before is None and order.full_paid_at is not None:
+        events.emit(
+            OrderFullyPaid(
+                order.pk, order.site.code, order.customer_id, str(order.total_summ), str(order.prepay_sum)
+            ),
+            actor=actor,
+        )
 
 
 @transaction.atomic
@@ -987,7 +1021,13 @@ def record_delivery_tracking(
     order.save(update_fields=[*values, "updated_at"])
     history.write(changes, actor)
     events.emit(
-        OrderUpdated(order.pk, order.site.code, order.customer_id, sorted(c.field for c in changes)),
+        OrderUpdated(
+            order.pk,
+            order.site.code,
+            order.customer_id,
+            sorted(c.field for c in changes),
+            _field_changes(changes),
+        ),
         actor=actor,
     )
     return order

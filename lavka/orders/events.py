@@ -20,6 +20,8 @@ class OrderUpdated(DomainEvent):
     site: str
     customer_id: int
     fields: list[str] = field(default_factory=list)
+    # The order's own fields that changed, as history has them: {field: [old, new]} (rules read it).
+    changes: dict[str, list] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,18 @@ class OrderPaymentAdded(DomainEvent):
     payment_id: int
     amount: str
     status: str
+
+
+@dataclass(frozen=True)
+class OrderFullyPaid(DomainEvent):
+    """The paid payments reached the order's total (once per time it happens)."""
+
+    type = "orders.fully_paid"
+    order_id: int
+    site: str
+    customer_id: int
+    total_summ: str
+    prepay_sum: str
 
 
 @dataclass(frozen=True)

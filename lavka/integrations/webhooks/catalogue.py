@@ -10,6 +10,7 @@ EVENT_TYPES = {
     "orders.status_changed": _("Order status changed"),
     "orders.manager_changed": _("Order manager changed"),
     "orders.payment_added": _("Payment added to an order"),
+    "orders.fully_paid": _("Order paid in full"),
     "orders.merged": _("Orders merged"),
     "customers.created": _("Customer created"),
     "customers.updated": _("Customer changed"),

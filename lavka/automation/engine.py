@@ -30,6 +30,7 @@ from lavka.automation.triggers import TRIGGERS
 from lavka.core import events
 from lavka.core.actor import Actor
 from lavka.core.models import OutboxEvent
+from lavka.core.rows import insert_rows
 
 log = logging.getLogger(__name__)
 
@@ -178,53 +179,45 @@ def run_rules(rules: list[Rule], event: OutboxEvent) -> list[RuleRun]:
 
 
 _RUN_COLUMNS = (
-    "rule_id, event_id, event_key, event_type, subject_type, subject_id, depth, outcome, reason,"
-    " created_at, finished_at"
+    "rule_id",
+    "event_id",
+    "event_key",
+    "event_type",
+    "subject_type",
+    "subject_id",
+    "depth",
+    "outcome",
+    "reason",
+    "created_at",
+    "finished_at",
 )
-_PG_ARRAYS = (
-    "bigint[], bigint[], text[], text[], text[], bigint[], int[], text[], text[],"
-    " timestamptz[], timestamptz[]"
+_RUN_TYPES = (
+    "bigint[]",
+    "bigint[]",
+    "text[]",
+    "text[]",
+    "text[]",
+    "bigint[]",
+    "int[]",
+    "text[]",
+    "text[]",
+    "timestamptz[]",
+    "timestamptz[]",
 )
 
 
 def _insert_idle(runs: list[RuleRun], now: Any) -> None:
-    """The runs that did nothing, in one INSERT of fixed text on PostgreSQL (one array per column).
-
-    Every triggered rule leaves a run, so an event that a shop's 60 rules look at writes 60 rows: the
-    ORM's per-object preparation of them cost more than judging the rules.
-    """
-    if not runs:
-        return
+    """The runs that did nothing, in one INSERT: every triggered rule leaves a run, so an event that a
+    shop's 60 rules look at writes 60 rows, and the ORM's per-object preparation of them cost more than
+    judging the rules."""
     connection = transaction.get_connection()
-    postgres = connection.vendor == "postgresql"
-    moment = now if postgres else connection.ops.adapt_datetimefield_value(now)
+    moment = now if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value(now)
     rows = [
-        (
-            r.rule_id,
-            r.event_id,
-            r.event_key,
-            r.event_type,
-            r.subject_type,
-            r.subject_id,
-            r.depth,
-            r.outcome,
-            r.reason,
-            moment,
-            moment,
-        )
+        (r.rule_id, r.event_id, r.event_key, r.event_type, r.subject_type, r.subject_id, r.depth, r.outcome)
+        + (r.reason, moment, moment)
         for r in runs
     ]
-    table = connection.ops.quote_name(RuleRun._meta.db_table)
-    if postgres:
-        arrays = ", ".join(f"%s::{kind}" for kind in _PG_ARRAYS.split(", "))
-        sql = f"INSERT INTO {table} ({_RUN_COLUMNS}) SELECT * FROM unnest({arrays})"
-        params: list[Any] = [list(column) for column in zip(*rows, strict=True)]
-    else:
-        row = "(" + ", ".join(["%s"] * len(rows[0])) + ")"
-        sql = f"INSERT INTO {table} ({_RUN_COLUMNS}) VALUES {', '.join([row] * len(rows))}"
-        params = [value for values in rows for value in values]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    insert_rows(RuleRun._meta.db_table, _RUN_COLUMNS, _RUN_TYPES, rows)
 
 
 def go_on(run: RuleRun, rule: Rule, position: int, context: Any) -> None:

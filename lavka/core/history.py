@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from lavka.core.actor import Actor
 from lavka.core.models import ChainHead, HistoryRecord
+from lavka.core.rows import insert_rows
 
 GENESIS = "0" * 64
 
@@ -149,19 +150,31 @@ _COLUMNS = (
 )
 
 
-# PostgreSQL gets one statement of fixed text whatever the number of rows (one array per column), so
-# psycopg and the server reuse its parse; the text of a multi-row VALUES list changes with every count.
-_PG_ARRAYS = (
-    "bigint[], varchar[], bigint[], varchar[], jsonb[], jsonb[], boolean[], varchar[], bigint[], varchar[],"
-    " varchar[], jsonb[], timestamptz[], varchar[], varchar[]"
+_PG_TYPES = (
+    "bigint[]",
+    "varchar[]",
+    "bigint[]",
+    "varchar[]",
+    "jsonb[]",
+    "jsonb[]",
+    "boolean[]",
+    "varchar[]",
+    "bigint[]",
+    "varchar[]",
+    "varchar[]",
+    "jsonb[]",
+    "timestamptz[]",
+    "varchar[]",
+    "varchar[]",
 )
 
 
 def _insert(records: list[HistoryRecord]) -> None:
     """One INSERT without the ORM's per-row compilation (this runs under the chain lock)."""
     connection = transaction.get_connection()
-    postgres = connection.vendor == "postgresql"
-    moment = (lambda at: at) if postgres else connection.ops.adapt_datetimefield_value
+    moment = (
+        (lambda at: at) if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value
+    )
     rows = [
         (
             r.id,
@@ -182,17 +195,7 @@ def _insert(records: list[HistoryRecord]) -> None:
         )
         for r in records
     ]
-    table = connection.ops.quote_name(HistoryRecord._meta.db_table)
-    if postgres:
-        arrays = ", ".join(f"%s::{kind}" for kind in _PG_ARRAYS.split(", "))
-        sql = f"INSERT INTO {table} ({_COLUMNS}) SELECT * FROM unnest({arrays})"
-        params: list[Any] = [list(column) for column in zip(*rows, strict=True)]
-    else:
-        row = "(" + ", ".join(["%s"] * len(rows[0])) + ")"
-        sql = f"INSERT INTO {table} ({_COLUMNS}) VALUES {', '.join([row] * len(rows))}"
-        params = [value for values in rows for value in values]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    insert_rows(HistoryRecord._meta.db_table, _COLUMNS.split(", "), _PG_TYPES, rows)
 
 
 def _json(value: Any) -> str | None:

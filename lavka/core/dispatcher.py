@@ -7,9 +7,9 @@ mid-batch leaves rows whose lease expires, and another worker re-claims them. `c
 pending rows (a worker polling the database); `claim_ids` takes the rows Redis named (lavka.core.redisq),
 under the same lease rules.
 
-A batch runs in one transaction, committed once, and each receiver's run comes with the insert of its
+Each event of a batch runs in its own transaction, and each receiver's run comes with the insert of its
 unique ReceiverDelivery row, so a re-delivered event never runs a receiver twice. When a receiver fails,
-the batch runs again with each receiver in a savepoint, so that the failure undoes only its own work.
+the event runs again with each receiver in a savepoint, so that the failure undoes only its own work.
 Receivers therefore only write to the database (and may run twice before one commit): what leaves the
 machine (a webhook, a message) is a job they enqueue. A receiver registered with `wanted` is skipped,
 without a ReceiverDelivery row, for events of types it has no work for at the moment.
@@ -100,40 +100,50 @@ def process(event: OutboxEvent, worker: str) -> bool:
 
 
 def process_batch(batch: list[OutboxEvent], worker: str) -> list[bool]:
-    """Run the receivers of each claimed event, all in one transaction; True for each event done.
+    """Run the receivers of each claimed event, one transaction per event; True for each event done.
 
-    First without savepoints, which is what almost every batch needs; if anything fails, that attempt
-    is rolled back and the batch runs again with each receiver in a savepoint, so the failure stays
-    with its receiver and is recorded.
+    Events no receiver wants now are marked done together in one statement. Every other event commits
+    on its own, so a receiver holding a lock that writers wait for (the history chain, a customer row)
+    holds it for one event, not for the whole batch.
     """
     _local.worker = worker
     wanted = wanted_now()
+    outcome = []
+    idle = []
+    for event in batch:
+        due = _due(event, wanted)
+        if due:
+            outcome.append(_process_one(event, due, worker))
+        else:
+            idle.append(event.pk)
+            outcome.append(True)
+    _mark_done(idle)
+    return outcome
+
+
+def _process_one(event: OutboxEvent, due: list[tuple[str, Any]], worker: str) -> bool:
+    """First without savepoints, which is what almost every event needs; if anything fails, that
+    attempt is rolled back and the event runs again with each receiver in a savepoint, so the failure
+    stays with its receiver and is recorded."""
     try:
         with transaction.atomic():
-            for event in batch:
-                for name, fn in _due(event, wanted):
-                    ReceiverDelivery.objects.create(event=event, receiver=name, worker=worker)
-                    fn(event)
-            _mark_done([event.pk for event in batch])
-        return [True] * len(batch)
+            for name, fn in due:
+                ReceiverDelivery.objects.create(event=event, receiver=name, worker=worker)
+                fn(event)
+            _mark_done([event.pk])
+        return True
     except Exception:
-        log.debug("batch of %d failed as a whole; running it receiver by receiver", len(batch))
-    outcome = []
+        log.debug("event %s failed as a whole; running it receiver by receiver", event.pk)
     with transaction.atomic():
-        failures = []
-        for event in batch:
-            failed = _run_receivers(event, worker, wanted)
-            outcome.append(failed is None)
-            if failed:
-                failures.append((event, failed))
-        _mark_done([event.pk for event, ok in zip(batch, outcome, strict=True) if ok])
-        now = timezone.now()
-        for event, failed in failures:
-            backoff = timedelta(seconds=min(3600, 2 ** min(event.attempts, 12)))
-            OutboxEvent.objects.filter(pk=event.pk, claimed_by=worker).update(
-                attempts=event.attempts + 1, last_error=failed[:2000], lease_until=now + backoff
-            )
-    return outcome
+        failed = _run_receivers(event, due, worker)
+        if failed is None:
+            _mark_done([event.pk])
+            return True
+        backoff = timedelta(seconds=min(3600, 2 ** min(event.attempts, 12)))
+        OutboxEvent.objects.filter(pk=event.pk, claimed_by=worker).update(
+            attempts=event.attempts + 1, last_error=failed[:2000], lease_until=timezone.now() + backoff
+        )
+    return False
 
 
 def _due(event: OutboxEvent, wanted: dict[str, Collection[str]]) -> list[tuple[str, Any]]:
@@ -150,10 +160,10 @@ def _mark_done(ids: list[int]) -> None:
         OutboxEvent.objects.filter(pk__in=ids).update(processed_at=timezone.now(), lease_until=None)
 
 
-def _run_receivers(event: OutboxEvent, worker: str, wanted: dict[str, Collection[str]]) -> str | None:
+def _run_receivers(event: OutboxEvent, due: list[tuple[str, Any]], worker: str) -> str | None:
     """Run the event's receivers, each in a savepoint; the first failure's description, or None."""
     failed = None
-    for name, fn in _due(event, wanted):
+    for name, fn in due:
         try:
             with transaction.atomic():
                 ReceiverDelivery.objects.create(event=event, receiver=name, worker=worker)

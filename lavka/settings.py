@@ -175,6 +175,8 @@ LAVKA_OUTBOX_BATCH = env_int("LAVKA_OUTBOX_BATCH", 50)
 # Automation: how deep a chain of rules triggering rules may go, and how often timers and waits are checked.
 LAVKA_AUTOMATION_MAX_DEPTH = env_int("LAVKA_AUTOMATION_MAX_DEPTH", 5)
 LAVKA_AUTOMATION_TICK_SECONDS = env_int("LAVKA_AUTOMATION_TICK_SECONDS", 15)
+# Runs whose condition was false say why a rule did not fire; after this many days they are pruned.
+LAVKA_AUTOMATION_KEEP_SKIPPED_RUNS_DAYS = env_int("LAVKA_AUTOMATION_KEEP_SKIPPED_RUNS_DAYS", 30)
 LAVKA_WORKER_POLL_SECONDS = float(os.environ.get("LAVKA_WORKER_POLL_SECONDS", "1.0"))
 # A diagnostic receiver that logs every delivery of every event; durability tests switch it on.
 LAVKA_EVENT_TRACE = env_bool("LAVKA_EVENT_TRACE")

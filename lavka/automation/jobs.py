@@ -147,3 +147,23 @@ def call_webhook(run_id: int, key: str) -> None:
     status, _body = post(params["url"], body, headers, timeout=10)
     if not 200 <= status < 300:
         raise RuntimeError(f"webhook answered {status}")  # the job is retried with back-off
+
+
+PRUNE_CHUNK = 5000
+
+
+@periodic(seconds=3600)
+def prune_skipped_runs() -> int:
+    """Delete the skipped runs older than the retention period, a chunk per statement.
+
+    A skipped run only explains why a rule did not fire; every event makes one per enabled rule of its
+    type, so they would soon outgrow everything else. Runs that did something are kept: they are the
+    rule's record and what stops a re-delivered event from firing it twice."""
+    cutoff = timezone.now() - datetime.timedelta(days=settings.LAVKA_AUTOMATION_KEEP_SKIPPED_RUNS_DAYS)
+    old = RuleRun.objects.filter(outcome=RuleRun.Outcome.SKIPPED, created_at__lt=cutoff)
+    pruned = 0
+    while True:
+        ids = list(old.order_by("id").values_list("id", flat=True)[:PRUNE_CHUNK])
+        if not ids:
+            return pruned
+        pruned += RuleRun.objects.filter(id__in=ids).delete()[0]

@@ -219,3 +219,20 @@ def test_a_disabled_rule_does_nothing_and_costs_the_dispatcher_nothing(shop) -> 
 
     assert not RuleRun.objects.exists()
     assert not Task.objects.exists()
+
+
+def test_old_skipped_runs_are_pruned_and_runs_that_acted_are_kept(shop, settings) -> None:
+    big = rule(shop, "order.total_summ >= 10000")
+    small_order, big_order = order(shop, quantity=1), order(shop, quantity=30)
+    dispatcher.drain()
+    fresh_small = order(shop, quantity=1)
+    dispatcher.drain()
+    settings.LAVKA_AUTOMATION_KEEP_SKIPPED_RUNS_DAYS = 30
+    long_ago = timezone.now() - datetime.timedelta(days=31)
+    RuleRun.objects.filter(subject_id__in=[small_order.pk, big_order.pk]).update(created_at=long_ago)
+
+    assert jobs.prune_skipped_runs() == 1
+
+    assert not RuleRun.objects.filter(subject_id=small_order.pk).exists()
+    assert RuleRun.objects.get(rule=big, subject_id=big_order.pk).outcome == RuleRun.Outcome.DONE
+    assert RuleRun.objects.get(rule=big, subject_id=fresh_small.pk).outcome == RuleRun.Outcome.SKIPPED

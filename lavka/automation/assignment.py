@@ -236,7 +236,11 @@ def choose_manager(
 def _locked_order(order: Order | int) -> Order:
     # The same rows `orders.actions.assign_manager` locks, taken before the rule's row (see the module doc).
     pk = order if isinstance(order, int) else order.pk
-    return Order.objects.select_for_update().select_related("site", "status__group", "order_type").get(pk=pk)
+    return (
+        Order.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("site", "status__group", "order_type")
+        .get(pk=pk)
+    )
 
 
 @transaction.atomic

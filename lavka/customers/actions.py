@@ -431,7 +431,9 @@ def add_note(customer: Customer, text: str, *, actor: Actor, author: Any = None)
 
 @transaction.atomic
 def delete_note(note: CustomerNote, *, actor: Actor) -> None:
-    note = CustomerNote.objects.select_for_update().select_related("customer__site").get(pk=note.pk)
+    note = (
+        CustomerNote.objects.select_for_update(of=("self",)).select_related("customer__site").get(pk=note.pk)
+    )
     customer = note.customer
     history.write([Change(ENTITY, customer.pk, "note", note.text, None, context={"note_id": note.pk})], actor)
     note.delete()

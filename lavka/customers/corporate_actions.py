@@ -329,7 +329,9 @@ def create_corporate(
 
 @transaction.atomic
 def update_corporate(corporate: CorporateCustomer, data: CorporateData, *, actor: Actor) -> CorporateCustomer:
-    corporate = CorporateCustomer.objects.select_for_update().select_related("site").get(pk=corporate.pk)
+    corporate = (
+        CorporateCustomer.objects.select_for_update(of=("self",)).select_related("site").get(pk=corporate.pk)
+    )
     values = _clean(corporate.site, data)
     before = history.snapshot(corporate, CORPORATE_TRACKED_FIELDS)
     old_custom = dict(corporate.custom_fields or {})
@@ -359,7 +361,9 @@ def update_corporate(corporate: CorporateCustomer, data: CorporateData, *, actor
 
 def _locked(corporate: CorporateCustomer) -> CorporateCustomer:
     """Sub-entity writers serialise on the corporate customer's row (main flags, contact links)."""
-    return CorporateCustomer.objects.select_for_update().select_related("site").get(pk=corporate.pk)
+    return (
+        CorporateCustomer.objects.select_for_update(of=("self",)).select_related("site").get(pk=corporate.pk)
+    )
 
 
 # --- addresses ---------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from lavka.core.validation import clean_custom_fields, clean_decimal, clean_emai
 from lavka.customers import actions as customer_actions
 from lavka.customers.actions import CustomerData, check_manager
 from lavka.customers.models import Customer
-from lavka.orders import totals
+from lavka.orders import numbering, totals
 from lavka.orders.choices import (
     ADDRESS_PARTS,
     ITEM_TRACKED_FIELDS,
@@ -44,7 +44,6 @@ from lavka.orders.events import (
 from lavka.orders.models import (
     DeliveryType,
     Order,
-    OrderCounter,
     OrderItem,
     OrderMethod,
     OrderType,
@@ -386,29 +385,6 @@ def derive_totals(order: Order, items: list[OrderItem], payments: list[Payment])
         order.full_paid_at = None
 
 
-def _next_number(site: Site) -> str:
-    """The site's next free number (a shop may have used some with numbers of its own).
-
-    One UPDATE … RETURNING moves the site's counter on and says whether the number is taken: this
-    runs for every new order, and the counter's row stays locked until the commit.
-    """
-    counter = OrderCounter._meta.db_table
-    orders = Order._meta.db_table
-    cast = "CAST(last_number AS TEXT)" if connection.vendor == "sqlite" else "last_number::text"
-    sql = (
-        f"UPDATE {counter} SET last_number = last_number + 1 WHERE site_id = %s RETURNING last_number,"
-        f" EXISTS(SELECT 1 FROM {orders} o WHERE o.site_id = %s AND o.number = {cast} || %s)"
-    )
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [site.pk, site.pk, site.order_suffix])
-            row = cursor.fetchone()
-        if row is None:
-            OrderCounter.objects.get_or_create(site=site)
-        elif not row[1]:
-            return f"{row[0]}{site.order_suffix}"
-
-
 def _initial_status(order_type: OrderType, code: str | None) -> Status:
     statuses = Status.objects.select_related("group").filter(is_active=True)
     if code:
@@ -531,10 +507,10 @@ def _create_order(site: Site, data: OrderData, *, actor: Actor, offers: dict[int
     payments = _new_payments(order, data.payments or [], items)
     derive_totals(order, items, payments)
 
-    # From here on rows are locked until the commit, in a fixed order (the site's order counter, then
-    # the history chain): keep this part short and free of anything that could wait.
+    # From here on rows are locked until the commit (on SQLite the site's order counter; everywhere the
+    # history chain): keep this part short and free of anything that could wait.
     if not order.number:
-        order.number = _next_number(site)
+        order.number = numbering.next_free(site)
     if customer is None:
         customer = customer_actions.create_customer_in_transaction(
             site, data.new_customer, actor=actor, created_at=values.get("created_at")
@@ -692,7 +668,9 @@ def _state_diff(order: Order, before: dict[str, Any], after: dict[str, Any]) -> 
 
 def _locked(order: Order) -> Order:
     return (
-        Order.objects.select_for_update()
+        # Only the order's row, and FOR NO KEY UPDATE: a new order's foreign-key checks take KEY SHARE on
+        # its site and status rows, and an item's on its order, so a wider lock serialised every writer.
+        Order.objects.select_for_update(of=("self",), no_key=True)
         .select_related("site", "status__group", "order_type")
         .get(pk=order.pk)
     )
@@ -835,9 +813,12 @@ def change_status(
     # what already happened on its side (paid, shipped, delivered): refusing it would only leave the
     # two systems disagreeing, so the API moves the order anyway; history records who did it.
     by_integration = actor.source == Source.API
-    if not by_integration and not StatusTransition.objects.filter(
-        order_type=order.order_type_id, from_status=old, to_status=new
-    ).exists():
+    if (
+        not by_integration
+        and not StatusTransition.objects.filter(
+            order_type=order.order_type_id, from_status=old, to_status=new
+        ).exists()
+    ):
         raise InvalidTransition(
             _("An order of type “%(type)s” cannot move from “%(old)s” to “%(new)s”.")
             % {"type": order.order_type.name, "old": old.name, "new": new.name}

@@ -48,10 +48,10 @@ from lavka.customers.actions import CustomerData
 from lavka.customers.choices import Channel, Purpose
 from lavka.customers.models import Consent, Customer, CustomerAddress, CustomerPhone
 from lavka.orders import actions as order_actions
-from lavka.orders import totals
+from lavka.orders import numbering, totals
 from lavka.orders.actions import OrderData
 from lavka.orders.choices import ComplaintReason, Group
-from lavka.orders.models import Order, OrderCounter, OrderItem, OrderMethod, OrderType, Payment
+from lavka.orders.models import Order, OrderItem, OrderMethod, OrderType, Payment
 
 BATCH_SIZE = 1000
 COMPLAINT_REASONS = frozenset(ComplaintReason.values)
@@ -448,30 +448,22 @@ def _contacts(site: Site, rows: Iterable[OrderRow]) -> dict[int, dict[str, Any]]
 
 
 def _take_numbers(site: Site, count: int, reserved: set[str]) -> list[str]:
-    """`count` free order numbers from the site's counter, in one go (under the counter's lock)."""
-    OrderCounter.objects.get_or_create(site=site)
-    last = OrderCounter.objects.select_for_update().get(site=site).last_number
+    """`count` free order numbers from the site's count, asked for in as few statements as may be."""
     numbers: list[str] = []
     while len(numbers) < count:
-        wanted = count - len(numbers)
-        candidates = [f"{n}{site.order_suffix}" for n in range(last + 1, last + 1 + wanted)]
+        candidates = [f"{n}{site.order_suffix}" for n in numbering.take(site, count - len(numbers))]
         taken = reserved | set(
             Order.objects.filter(site=site, number__in=candidates).values_list("number", flat=True)
         )
         numbers += [c for c in candidates if c not in taken]
-        last += wanted
-    OrderCounter.objects.filter(site=site).update(last_number=last)
     return numbers
 
 
 def _raise_counter(site: Site, numbers: Iterable[str]) -> None:
-    """Imported numbers of the site's own form ("123T") move its counter past them, so that new orders
-    continue after the highest. Read first: parallel imports then seldom wait for the counter's lock."""
+    """Imported numbers of the site's own form ("123T") move its count past them, so that new orders
+    continue after the highest."""
     form = re.compile(rf"(\d{{1,18}}){re.escape(site.order_suffix)}")
-    top = max((int(m.group(1)) for m in map(form.fullmatch, numbers) if m), default=0)
-    counter, _created = OrderCounter.objects.get_or_create(site=site)
-    if counter.last_number < top:
-        OrderCounter.objects.filter(site=site, last_number__lt=top).update(last_number=top)
+    numbering.raise_to(site, max((int(m.group(1)) for m in map(form.fullmatch, numbers) if m), default=0))
 
 
 def _unique_numbers(

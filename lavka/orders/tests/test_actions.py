@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, connections, transaction
 from django.utils import translation
 
 from lavka.core.models import HistoryRecord, OutboxEvent
@@ -60,6 +60,34 @@ def test_order_percent_discount_rounds_half_up(shop):
 def test_numbers_are_per_site_and_sequential(shop):
     first, second = new_order(shop), new_order(shop)
     assert (first.number, second.number) == ("1A", "2A")
+
+
+def test_a_number_the_shop_already_used_is_skipped(shop):
+    new_order(shop, number="2A")
+    assert [new_order(shop).number, new_order(shop).number] == ["1A", "3A"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks are PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_an_uncommitted_order_does_not_hold_up_the_next_orders_number(shop):
+    """An order being written keeps its number to itself without locking the count: another writer
+    takes the next number at once (with the old counter row it waited until the first committed)."""
+    new_order(shop)  # the site's first order makes its sequence
+    holder = connections.create_connection("default")
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("SELECT lavka_order_number(%s)", [shop.site.pk])
+            held = cursor.fetchone()[0]
+            with transaction.atomic():
+                with connection.cursor() as mine:
+                    mine.execute("SET LOCAL lock_timeout = '1s'")
+                order = new_order(shop)
+            assert order.number == f"{held + 1}A"
+            cursor.execute("ROLLBACK")
+    finally:
+        holder.close()
+    assert new_order(shop).number == f"{held + 2}A"  # the rolled-back number stays a gap
 
 
 def test_create_writes_history_with_actor_and_source(shop):

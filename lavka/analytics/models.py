@@ -236,7 +236,7 @@ class SegmentMember(models.Model):
 
 
 class ProductPair(models.Model):
-    """"Bought together": how often `product` appears in orders that contain `antecedent`."""
+    """Orders "bought together": how often `product` appears in orders that contain `antecedent`."""
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
     antecedent = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="+")

@@ -218,6 +218,90 @@ def cmd_rules_defaults(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_orders(args: argparse.Namespace) -> int:
+    from lavka.core.models import Site
+    from lavka.orders.csv_import import FileError, import_orders_csv, print_report
+
+    sites = Site.objects.filter(code=args.site) if args.site else Site.objects.all()
+    if len(found := list(sites[:2])) != 1:
+        known = ", ".join(Site.objects.values_list("code", flat=True)) or "none"
+        problem = f"unknown site {args.site!r}" if args.site else "several sites: choose one with --site"
+        print(f"error: {problem} (sites: {known})", file=sys.stderr)
+        return 2
+    try:
+        report = import_orders_csv(found[0], args.file, encoding=args.encoding, progress=sys.stderr)
+    except FileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print_report(report, limit=args.show_errors)
+    if report.imported:
+        print(f"customer metrics: run `lavka analytics refresh --site {found[0].code}` to include them")
+    return 1 if report.errors else 0
+
+
+def _analytics_sites(code: str | None) -> list | None:
+    from lavka.core.models import Site
+
+    if code:
+        sites = list(Site.objects.filter(code=code))
+        if not sites:
+            known = ", ".join(Site.objects.values_list("code", flat=True)) or "none"
+            print(f"error: unknown site {code!r} (sites: {known})", file=sys.stderr)
+            return None
+        return sites
+    return list(Site.objects.filter(is_active=True).order_by("code"))
+
+
+def _progress_bar(site: str):
+    """A progress callback drawing `[####----] step` on stderr (one line per step when not a terminal)."""
+    tty = sys.stderr.isatty()
+
+    def show(step: str, done: int, total: int) -> None:
+        width = 24
+        filled = width * done // max(total, 1)
+        line = f"{site}: [{'#' * filled}{'-' * (width - filled)}] {done}/{total} {step}"
+        if tty:
+            print(f"\r{line:<72}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+        elif done:
+            print(line, file=sys.stderr, flush=True)
+
+    return show
+
+
+def cmd_analytics_refresh(args: argparse.Namespace) -> int:
+    from lavka.analytics.metrics import refresh_site
+
+    sites = _analytics_sites(args.site)
+    if sites is None:
+        return 2
+    for site in sites:
+        report = refresh_site(site, progress=_progress_bar(site.code))
+        fit = report.fit
+        model = "models fitted" if fit and fit.sufficient else f"no model scores ({fit and fit.reason})"
+        print(f"{site.code}: {report.customers} customers, {report.buyers} with orders; {model}")
+        for step, seconds in report.steps.items():
+            print(f"  {step:<12} {seconds:8.2f} s")
+        print(f"  {'total':<12} {report.seconds:8.2f} s")
+    return 0
+
+
+def cmd_analytics_export_customers(args: argparse.Namespace) -> int:
+    import csv
+
+    from lavka.analytics.metrics import export_rows
+
+    sites = _analytics_sites(args.site)
+    if sites is None:
+        return 2
+    rows = export_rows([site.pk for site in sites] if args.site else None)
+    if args.output in (None, "-"):
+        csv.writer(sys.stdout).writerows(rows)
+        return 0
+    with open(args.output, "w", encoding="utf-8", newline="") as out:
+        csv.writer(out).writerows(rows)
+    return 0
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from lavka.core.history import verify_chain
 
@@ -309,6 +393,32 @@ def build_parser() -> argparse.ArgumentParser:
     rules_defaults = rules_commands.add_parser("defaults", help="add the default rules a shop starts with")
     rules_defaults.add_argument("--enable", action="store_true", help="switch them on as well")
     rules_defaults.set_defaults(func=cmd_rules_defaults)
+
+    imports = sub.add_parser("import", help="load past data from files (automation stays muted)")
+    import_commands = imports.add_subparsers(dest="import_command", required=True)
+    import_orders = import_commands.add_parser(
+        "orders", help="orders from a CSV file: customer_id, order_id, date, amount[, items …]"
+    )
+    import_orders.add_argument("file", help="the CSV file (columns: see docs/operations.md)")
+    import_orders.add_argument("--site", metavar="CODE", help="the site (needed when there are several)")
+    import_orders.add_argument("--encoding", default="utf-8-sig", help="the file's encoding, e.g. cp1251")
+    import_orders.add_argument("--show-errors", type=int, default=50, metavar="N", help="errors to list")
+    import_orders.set_defaults(func=cmd_import_orders)
+
+    analytics = sub.add_parser("analytics", help="customer metrics, RFM, lifecycle and model scores")
+    analytics_commands = analytics.add_subparsers(dest="analytics_command", required=True)
+    refresh = analytics_commands.add_parser(
+        "refresh", help="recompute every customer's metrics, RFM, lifecycle, model fits and scores"
+    )
+    refresh.add_argument("--site", metavar="CODE", help="one site (default: every active site)")
+    refresh.set_defaults(func=cmd_analytics_refresh)
+    export_customers = analytics_commands.add_parser(
+        "export-customers", help="per-customer metrics and scores as CSV (streamed)"
+    )
+    export_customers.add_argument("--format", choices=["csv"], default="csv")
+    export_customers.add_argument("--site", metavar="CODE", help="one site (default: all)")
+    export_customers.add_argument("--output", metavar="FILE", help="write to FILE (default: stdout)")
+    export_customers.set_defaults(func=cmd_analytics_export_customers)
 
     audit = sub.add_parser("audit", help="check the history")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)

@@ -31,6 +31,8 @@ from django.utils import timezone
 
 from lavka.accounts.actions import create_user, save_team, update_user
 from lavka.accounts.models import User
+from lavka.analytics import actions as analytics_actions
+from lavka.analytics import crosssell, metrics
 from lavka.automation.defaults import install_default_rules
 from lavka.catalog.models import Category, Offer, Product
 from lavka.core.actor import Actor
@@ -512,6 +514,14 @@ def build_demo(
     recorded = _record_last_week(calendar.end)
     rules = install_default_rules(actor=Actor.system("demo"), enable=True)
     say(f"{len(rules)} default rules on; the last week's {recorded} new orders recorded as events (dry runs)")
+    costs = _ad_costs(rng, sites, calendar.days[0], calendar.end)
+    say(f"{costs} monthly ad costs booked by source (for CAC and ROMI)")
+    for site in sites.values():
+        report = metrics.refresh_site(site)
+        pairs = crosssell.refresh_pairs(site)
+        fit = report.fit
+        models = "models fitted" if fit is not None and fit.sufficient else "models: not enough data"
+        say(f"Analytics of {site.code}: {report.customers} customers, {models}, {pairs} product pairs")
     groups = dict(Order.objects.values_list("status__group__code").annotate(n=Count("id")).order_by())
     regulars = sum(1 for p in people if p.orders >= 2)
     say(
@@ -519,6 +529,41 @@ def build_demo(
         f"{len(plan)} orders: " + ", ".join(f"{groups[g]} {g}" for g in GROUPS if g in groups)
     )
     return DemoSummary(logins(), len(people), len(plan))
+
+
+# source, medium, roubles a month per site: what the paid channels cost (for CAC and ROMI).
+AD_SPEND = [("yandex", "cpc", 60000), ("google", "cpc", 20000), ("vk", "social", 25000)]
+
+
+def _ad_costs(rng: random.Random, sites: dict[str, Site], start: datetime.date, end: datetime.date) -> int:
+    """A month's spend per paid source and site, booked through the analytics actions."""
+    actor = Actor.system("demo")
+    group, _created = analytics_actions.save_cost_group("advertising", {"name": "Реклама"}, actor=actor)
+    item, _created = analytics_actions.save_cost_item(
+        "ads", {"name": "Интернет-реклама", "group": group}, actor=actor
+    )
+    booked = 0
+    month = start.replace(day=1)
+    while month <= end:
+        last = (month + datetime.timedelta(days=32)).replace(day=1) - datetime.timedelta(days=1)
+        for site in sites.values():
+            for source, medium, monthly in AD_SPEND:
+                amount = Decimal(round(monthly * rng.uniform(0.8, 1.2), -2))
+                analytics_actions.create_cost(
+                    analytics_actions.CostData(
+                        date_from=month,
+                        date_to=min(last, end),
+                        summ=amount,
+                        cost_item=item,
+                        sites=[site],
+                        source=source,
+                        medium=medium,
+                    ),
+                    actor=actor,
+                )
+                booked += 1
+        month = last + datetime.timedelta(days=1)
+    return booked
 
 
 def _record_last_week(today: datetime.date) -> int:

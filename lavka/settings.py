@@ -181,6 +181,11 @@ LAVKA_AUTOMATION_MAX_DEPTH = env_int("LAVKA_AUTOMATION_MAX_DEPTH", 5)
 LAVKA_AUTOMATION_TICK_SECONDS = env_int("LAVKA_AUTOMATION_TICK_SECONDS", 15)
 # Runs whose condition was false say why a rule did not fire; after this many days they are pruned.
 LAVKA_AUTOMATION_KEEP_SKIPPED_RUNS_DAYS = env_int("LAVKA_AUTOMATION_KEEP_SKIPPED_RUNS_DAYS", 30)
+
+# Analytics: how long the owner's dashboard reuses its figures; "bought together" thresholds and refresh.
+LAVKA_DASHBOARD_CACHE_SECONDS = env_int("LAVKA_DASHBOARD_CACHE_SECONDS", 900)
+LAVKA_CROSSSELL_MIN_ORDERS = env_int("LAVKA_CROSSSELL_MIN_ORDERS", 3)
+LAVKA_CROSSSELL_REFRESH_SECONDS = env_int("LAVKA_CROSSSELL_REFRESH_SECONDS", 6 * 3600)
 LAVKA_WORKER_POLL_SECONDS = float(os.environ.get("LAVKA_WORKER_POLL_SECONDS", "1.0"))
 # A diagnostic receiver that logs every delivery of every event; durability tests switch it on.
 LAVKA_EVENT_TRACE = env_bool("LAVKA_EVENT_TRACE")

@@ -1,6 +1,7 @@
-"""Manager KPI pages for supervisors and admins: the table, a drill-down per figure, the CSV.
+"""Analytics pages for supervisors and admins: the manager KPIs (the table, a drill-down per figure, the
+CSV), the owner's dashboard, the model backtest and the lifecycle thresholds.
 
-Anyone else gets 404, as do managers the viewer may not see (their existence does not leak).
+Anyone else gets 404, as do managers and sites the viewer may not see (their existence does not leak).
 """
 
 from __future__ import annotations
@@ -10,12 +11,21 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from lavka.analytics import kpi
+from lavka.analytics import charts, dashboard, kpi, lifecycle, shop_kpi
+from lavka.analytics.models import ModelFit, SiteAnalytics
+from lavka.core.actor import Actor
+from lavka.core.htmx import render_page
+from lavka.core.models import Site
 from lavka.core.permissions import sees_all_in_sites
 from lavka.core.ui import csv_response
 from lavka.orders.models import Order
@@ -199,3 +209,188 @@ def kpi_csv(request: HttpRequest) -> HttpResponse:
 
     filename = f"manager-kpi-{period.first.isoformat()}-{period.last.isoformat()}.csv"
     return csv_response(filename, header, lines())
+
+
+# --- The owner's dashboard, the backtest and the analytics settings (docs/metrics.md, "Shop KPIs") ------
+
+
+def _site_choice(request: HttpRequest, *, allow_all: bool) -> tuple[list[Site], Site | None]:
+    """The sites the viewer may see and the one asked for (`?site=CODE`); none asked: all of them when
+    `allow_all`, else the first. A site the viewer may not see is a 404."""
+    sites = shop_kpi.visible_sites(request.user)
+    code = request.GET.get("site", "") if request.method == "GET" else request.POST.get("site", "")
+    if code:
+        chosen = next((s for s in sites if s.code == code), None)
+        if chosen is None:
+            raise Http404
+        return sites, chosen
+    if allow_all or not sites:
+        return sites, None
+    return sites, sites[0]
+
+
+def _quick_periods() -> list[tuple[str, kpi.Period]]:
+    this_month = kpi.Period.current_month()
+    last_month = shop_kpi.previous_period(this_month)
+    return [
+        (_("This month"), this_month),
+        (_("Last month"), last_month),
+        (_("Last 3 months"), shop_kpi.last_months(3)),
+        (_("Last 12 months"), shop_kpi.last_months(12)),
+    ]
+
+
+@supervisors_only
+def dashboard_page(request: HttpRequest) -> HttpResponse:
+    sites, site = _site_choice(request, allow_all=True)
+    if request.GET.get("from") or request.GET.get("to"):
+        period, error = period_from(request.GET)
+    else:
+        period, error = shop_kpi.last_months(12), ""
+    chosen = [site] if site else sites
+    currency = dashboard.currency_of(chosen)
+    context: dict[str, Any] = {
+        "nav": "dashboard",
+        "sites": sites,
+        "site": site,
+        "period": period,
+        "error": error,
+        "quick": [(label, p, _query(p)) for label, p in _quick_periods()],
+        "site_query": f"&site={site.code}" if site else "",
+        "mixed_currencies": len(chosen) > 1 and not currency,
+    }
+    if chosen:
+        snap = dashboard.snapshot([s.pk for s in chosen], period, fresh=request.GET.get("fresh") == "1")
+        kpis = snap.kpis
+        context |= {
+            "snap": snap,
+            "kpis": kpis,
+            "tiles": dashboard.tiles(kpis, currency),
+            "trend": dashboard.trend_charts(kpis, currency),
+            "cohorts": dashboard.cohort_heatmap(kpis.cohorts),
+            "rfm": dashboard.rfm_heatmap(snap.rfm, currency),
+            "funnel": dashboard.lifecycle_funnel(snap.lifecycle),
+            "sources": dashboard.source_lines(kpis.sources, currency),
+            "has_costs": any(row.cost is not None for row in kpis.sources),
+        }
+    return render_page(request, "analytics/dashboard.html", context, partial="analytics/dashboard_body.html")
+
+
+def _backtest_buckets(backtest: dict[str, Any]) -> list[dict[str, Any]]:
+    buckets = []
+    for bucket in backtest.get("buckets") or []:
+        if not isinstance(bucket, dict):
+            continue
+        customers = bucket.get("customers") or 0
+        predicted, actual = bucket.get("predicted"), bucket.get("actual")
+        buckets.append(
+            {
+                "label": str(bucket.get("label", bucket.get("x", ""))),
+                "customers": customers,
+                "predicted": predicted,
+                "actual": actual,
+                "predicted_mean": bucket.get(
+                    "predicted_mean", predicted / customers if customers and predicted is not None else None
+                ),
+                "actual_mean": bucket.get(
+                    "actual_mean", actual / customers if customers and actual is not None else None
+                ),
+            }
+        )
+    return buckets
+
+
+def _backtest_day(value: Any) -> Any:
+    """The backtest's moments are days since 1970-01-01 UTC (lavka.analytics.dialect): the local date."""
+    if isinstance(value, int | float):
+        moment = datetime.datetime.fromtimestamp(float(value) * 86400, datetime.UTC)
+        return timezone.localdate(moment, timezone.get_default_timezone())
+    return value
+
+
+@supervisors_only
+def backtest_page(request: HttpRequest) -> HttpResponse:
+    sites, site = _site_choice(request, allow_all=False)
+    fit = ModelFit.objects.filter(site=site).order_by("-fitted_at", "-id").first() if site else None
+    backtest = fit.backtest if fit and isinstance(fit.backtest, dict) else {}
+    buckets = _backtest_buckets(backtest)
+    chart = None
+    if fit and fit.sufficient and buckets:
+        chart = charts.line_chart(
+            [b["label"] for b in buckets],
+            [
+                charts.Series(_("Actual"), [b["actual_mean"] for b in buckets], "previous"),
+                charts.Series(_("Predicted"), [b["predicted_mean"] for b in buckets], "current"),
+            ],
+            label=_("Repeat purchases per customer in the holdout, by purchases in the calibration period"),
+            format_value=lambda v: f"{v:.2f}",
+        )
+    # "error" is the relative error of the total, or the reason the backtest could not run.
+    error = backtest.get("error")
+    failed = error if isinstance(error, str) else ""
+    spend = fit.gamma_gamma if fit and isinstance(fit.gamma_gamma, dict) else {}
+    context = {
+        "nav": "dashboard",
+        "sites": sites,
+        "site": site,
+        "fit": fit,
+        "backtest": backtest,
+        "buckets": buckets if not failed else [],
+        "failed": failed,
+        "chart": chart if not failed else None,
+        "calibration_end": _backtest_day(backtest.get("calibration_end")),
+        "holdout_end": _backtest_day(backtest.get("holdout_end")),
+        "error_pct": None if failed or error is None else float(error) * 100,
+        "bgnbd": {k: fit.bgnbd.get(k) for k in ("r", "alpha", "a", "b")} if fit else {},
+        "gamma_gamma": {k: spend.get(k) for k in ("p", "q", "gamma")},
+        "gamma_gamma_error": spend.get("error", ""),
+    }
+    return render(request, "analytics/backtest.html", context)
+
+
+class ThresholdsForm(forms.Form):
+    active_days = forms.IntegerField(label=gettext_lazy("Active for (days)"), min_value=1, max_value=36500)
+    sleeping_days = forms.IntegerField(
+        label=gettext_lazy("Sleeping after (days)"), min_value=1, max_value=36500
+    )
+    churned_days = forms.IntegerField(
+        label=gettext_lazy("Churned after (days)"), min_value=1, max_value=36500
+    )
+
+
+@supervisors_only
+def settings_page(request: HttpRequest) -> HttpResponse:
+    sites, site = _site_choice(request, allow_all=False)
+    if site is None:
+        raise Http404
+    current = SiteAnalytics.objects.filter(site=site).first() or SiteAnalytics(site=site)
+    form = ThresholdsForm(
+        initial={
+            "active_days": current.active_days,
+            "sleeping_days": current.sleeping_days,
+            "churned_days": current.churned_days,
+        }
+    )
+    if request.method == "POST":
+        actor = Actor.for_user(request.user)
+        if request.POST.get("reset"):
+            lifecycle.reset_thresholds(site, actor)
+            messages.success(request, _("Thresholds derived from the shop's purchase intervals again."))
+            return redirect(f"{reverse('analytics:settings')}?site={site.code}")
+        form = ThresholdsForm(request.POST)
+        if form.is_valid():
+            try:
+                lifecycle.set_thresholds(
+                    site,
+                    form.cleaned_data["active_days"],
+                    form.cleaned_data["sleeping_days"],
+                    form.cleaned_data["churned_days"],
+                    actor,
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, _("Lifecycle thresholds saved and applied to every customer."))
+                return redirect(f"{reverse('analytics:settings')}?site={site.code}")
+    context = {"nav": "dashboard", "sites": sites, "site": site, "form": form, "current": current}
+    return render(request, "analytics/settings.html", context, status=400 if form.errors else 200)

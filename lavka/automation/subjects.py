@@ -71,6 +71,7 @@ _CUSTOMER_FIELDS: dict[str, Type] = {
     "email": STRING,
     "phones": list_of(STRING, "phone"),
     "tags": list_of(STRING, "tag"),
+    "segments": list_of(STRING, "segment"),  # codes of the analytics segments the customer is in now
     "vip": BOOL,
     "bad": BOOL,
     "sex": STRING,
@@ -491,6 +492,9 @@ def forget_references(**kwargs: Any) -> None:
     within REFS_SECONDS)."""
     with _refs_lock:
         _refs.clear()
+    from lavka.analytics.segments.compiler import forget_segments
+
+    forget_segments()
 
 
 @functools.cache
@@ -583,6 +587,7 @@ def _customer(
         "email": row[p + "email"],
         "phones": None,  # filled by _add_customer_lists
         "tags": None,
+        "segments": None,
         "vip": row[p + "vip"],
         "bad": row[p + "bad"],
         "sex": row[p + "sex"],
@@ -664,13 +669,17 @@ def _wants(needs: frozenset[str] | None, path: str) -> bool:
 
 
 def _add_customer_lists(customer: dict[str, Any] | None, needs: frozenset[str] | None, path: str) -> None:
-    """Phones and tags: one query each, only when a condition reads them."""
+    """Phones, tags and segments: one query each, only when a condition reads them."""
     if customer is None:
         return
     if _wants(needs, path + ".phones"):
         customer["phones"] = list(_template("phones").filter(customer_id=customer["id"]))
     if _wants(needs, path + ".tags"):
         customer["tags"] = list(_template("tags").filter(customer_id=customer["id"]))
+    if _wants(needs, path + ".segments"):
+        from lavka.analytics.segments import memberships
+
+        customer["segments"] = memberships(customer["id"])
 
 
 def _item(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,22 +8,46 @@ from typing import Any
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
 from django.utils.translation import gettext_lazy as _
 
+from lavka.analytics import rfm
+from lavka.analytics.models import Lifecycle
 from lavka.core.forms import YES_NO, user_sites
 from lavka.core.phones import phone_search_key
 from lavka.core.ui import PHONE_CHARS, UNASSIGNED, manager_choices, name_q, search_region
 from lavka.core.validation import clean_email
 from lavka.customers.models import CustomerPhone, Tag
 
-ORDERINGS = {
+# The lifecycle stages in the order a customer goes through them (sorting by the code would be alphabetical).
+LIFECYCLE_ORDER = Case(
+    *[When(metrics__lifecycle=stage, then=Value(i)) for i, stage in enumerate(Lifecycle.values)],
+    default=Value(None),
+    output_field=IntegerField(),
+)
+
+
+def _metric(name: str, descending: bool) -> Any:
+    """An ordering on a CustomerMetrics column; customers without metrics (or the figure) come last."""
+    expression = F(f"metrics__{name}")
+    return expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
+
+
+ORDERINGS: dict[str, tuple[Any, ...]] = {
     "-created_at": ("-created_at", "-id"),
     "created_at": ("created_at", "id"),
     "name": ("last_name", "first_name", "id"),
     "-total_summ": ("-total_summ", "-id"),
     "-orders_count": ("-orders_count", "-id"),
-    "-last_order_at": ("-last_order_at", "-id"),
+    "-last_order_at": (F("last_order_at").desc(nulls_last=True), "-id"),
+    "-churn_risk": (_metric("churn_risk", True), "-id"),
+    "churn_risk": (_metric("churn_risk", False), "id"),
+    "-p_alive": (_metric("p_alive", True), "-id"),
+    "p_alive": (_metric("p_alive", False), "id"),
+    "-predicted_value": (_metric("predicted_value", True), "-id"),
+    "predicted_value": (_metric("predicted_value", False), "id"),
+    "rfm": (*(_metric(f"{x}_score", True) for x in "rfm"), "-id"),
+    "lifecycle": (LIFECYCLE_ORDER.asc(nulls_last=True), "id"),
 }
 SORT_CHOICES = [
     ("-created_at", _("newest first")),
@@ -32,6 +56,14 @@ SORT_CHOICES = [
     ("-total_summ", _("largest revenue first")),
     ("-orders_count", _("most orders first")),
     ("-last_order_at", _("latest order first")),
+    ("-churn_risk", _("highest churn risk first")),
+    ("churn_risk", _("lowest churn risk first")),
+    ("-p_alive", _("most likely active first")),
+    ("p_alive", _("least likely active first")),
+    ("-predicted_value", _("highest expected value first")),
+    ("predicted_value", _("lowest expected value first")),
+    ("rfm", _("best RFM scores first")),
+    ("lifecycle", _("lifecycle stage")),
 ]
 # How many customers a phone or e-mail search may match before it stops widening an order search.
 MATCH_LIMIT = 1000
@@ -76,6 +108,22 @@ def search_q(text: str, region: str = "RU") -> Q:
     return name_q(text)
 
 
+class ShareFilter(django_filters.NumberFilter):
+    """A 0…1 figure (churn risk, P(alive)) entered in per cent."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, min_value=0, max_value=100, **kwargs)
+
+    def filter(self, qs: QuerySet, value: Any) -> QuerySet:
+        return qs if value in (None, "") else super().filter(qs, float(value) / 100)
+
+
+class AmountFilter(django_filters.NumberFilter):
+    def filter(self, qs: QuerySet, value: Any) -> QuerySet:
+        # The column is a float: compare with a float, not a Decimal.
+        return qs if value in (None, "") else super().filter(qs, float(value))
+
+
 class CustomerFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(label=_("Search"), method="filter_q", max_length=100)
     site = django_filters.ModelChoiceFilter(
@@ -91,6 +139,27 @@ class CustomerFilter(django_filters.FilterSet):
     )
     has_orders = django_filters.ChoiceFilter(
         label=_("Has orders"), choices=YES_NO[1:], method="filter_has_orders", empty_label=_("all")
+    )
+    lifecycle = django_filters.ChoiceFilter(
+        label=_("Lifecycle"), field_name="metrics__lifecycle", choices=Lifecycle.choices, empty_label=_("all")
+    )
+    rfm_segment = django_filters.ChoiceFilter(
+        label=_("RFM segment"),
+        field_name="metrics__rfm_segment",
+        choices=[(segment.code, segment.name) for segment in rfm.SEGMENTS],
+        empty_label=_("all"),
+    )
+    churn_from = ShareFilter(
+        label=_("Churn risk from, %"), field_name="metrics__churn_risk", lookup_expr="gte"
+    )
+    churn_to = ShareFilter(label=_("Churn risk to, %"), field_name="metrics__churn_risk", lookup_expr="lte")
+    alive_from = ShareFilter(label=_("P(alive) from, %"), field_name="metrics__p_alive", lookup_expr="gte")
+    alive_to = ShareFilter(label=_("P(alive) to, %"), field_name="metrics__p_alive", lookup_expr="lte")
+    value_from = AmountFilter(
+        label=_("Expected value from"), field_name="metrics__predicted_value", lookup_expr="gte", min_value=0
+    )
+    value_to = AmountFilter(
+        label=_("Expected value to"), field_name="metrics__predicted_value", lookup_expr="lte", min_value=0
     )
     sort = django_filters.ChoiceFilter(
         label=_("Sort"), choices=SORT_CHOICES, method="filter_sort", empty_label=None, widget=forms.Select

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from lavka.accounts.models import SavedFilter, User
+from lavka.analytics.panels import rfm_label
 from lavka.core.actor import actor_of
 from lavka.core.forms import apply_errors, user_sites
 from lavka.core.htmx import render_page
@@ -87,7 +88,11 @@ def _filtered(request: HttpRequest) -> CustomerFilter:
 
 def customer_list(request: HttpRequest) -> HttpResponse:
     filterset = _filtered(request)
-    page = paginate(request, filterset.qs.prefetch_related("phones"))
+    page = paginate(request, filterset.qs.select_related("metrics").prefetch_related("phones"))
+    for row in page.rows:
+        # The analytics figures, None for a customer the metrics have not reached yet.
+        row.analytics = getattr(row, "metrics", None)
+        row.rfm_name = rfm_label(row.analytics.rfm_segment) if row.analytics else ""
     context = {
         "nav": "customers",
         "filter": filterset,

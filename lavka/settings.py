@@ -175,6 +175,8 @@ LAVKA_LOGIN_WINDOW_SECONDS = env_int("LAVKA_LOGIN_WINDOW_SECONDS", 300)
 
 # Outbox dispatcher.
 LAVKA_OUTBOX_LEASE_SECONDS = env_int("LAVKA_OUTBOX_LEASE_SECONDS", 60)
+# How long a claimed job is a worker's before another may take it over (a worker that died).
+LAVKA_JOB_LEASE_SECONDS = env_int("LAVKA_JOB_LEASE_SECONDS", 300)
 LAVKA_OUTBOX_BATCH = env_int("LAVKA_OUTBOX_BATCH", 50)
 # Automation: how deep a chain of rules triggering rules may go, and how often timers and waits are checked.
 LAVKA_AUTOMATION_MAX_DEPTH = env_int("LAVKA_AUTOMATION_MAX_DEPTH", 5)

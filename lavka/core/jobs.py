@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -26,7 +27,7 @@ from lavka.core.events import nudge
 from lavka.core.models import Job
 
 log = logging.getLogger(__name__)
-LEASE_SECONDS = 300
+LEASE_SECONDS: int = settings.LAVKA_JOB_LEASE_SECONDS
 periodic_jobs: dict[str, tuple[float, Callable[[], Any]]] = {}
 
 

@@ -115,7 +115,7 @@ def test_payments_match_the_order_status(demo):
 def test_history_is_chained_and_no_customer_was_messaged(demo):
     checked, problem = verify_chain()
     assert problem is None and checked == HistoryRecord.objects.count() >= 1100
-    # Waiting for the worker: the notes, and the default rules being saved; nothing about customers'
+    # Waiting for the worker: the notes, the default rules and the ad costs; nothing about customers'
     # orders. The last week's orders are in the log for the rules' dry run, already processed.
     pending = set(OutboxEvent.objects.filter(processed_at__isnull=True).values_list("type", flat=True))
     assert pending <= {
@@ -123,6 +123,7 @@ def test_history_is_chained_and_no_customer_was_messaged(demo):
         "automation.rule_saved",
         "automation.rule_switched",
         "automation.assignment_rule_saved",
+        "analytics.cost_created",  # the ad costs the demo books
     }
     recorded = OutboxEvent.objects.filter(type="orders.created")
     assert recorded.exists() and not recorded.filter(processed_at__isnull=True).exists()

@@ -78,6 +78,8 @@ def lavka(scratch: Database, tmp_path: Path, prefix: str):
         tmp_path,
         LAVKA_EVENT_TRACE="1",
         LAVKA_OUTBOX_LEASE_SECONDS="3",
+        # The periodic jobs (analytics refreshes) a victim may die holding come back soon too.
+        LAVKA_JOB_LEASE_SECONDS="5",
         LAVKA_OUTBOX_BATCH="10",
         LAVKA_WORKER_POLL_SECONDS="0.2",
         LAVKA_REDIS_URL=REDIS_URL,

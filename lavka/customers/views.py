@@ -36,6 +36,7 @@ from lavka.core.ui import (
 )
 from lavka.customers import actions
 from lavka.customers.choices import Channel, Purpose, Sex
+from lavka.customers.export import contact_cells, contact_header
 from lavka.customers.filtersets import CustomerFilter, search_q
 from lavka.customers.forms import ERROR_ALIASES, CustomerForm, MergeForm, NoteForm
 from lavka.customers.models import Customer
@@ -108,32 +109,12 @@ def customer_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def export(request: HttpRequest) -> HttpResponse:
     filterset = _filtered(request)
-    header = [
-        _("ID"),
-        _("Site"),
-        _("Last name"),
-        _("First name"),
-        _("Patronymic"),
-        _("Phones"),
-        _("E-mail"),
-        _("Manager"),
-        _("Orders"),
-        _("Revenue"),
-        _("Last order"),
-        _("Created"),
-    ]
+    header = [*contact_header(), _("Orders"), _("Revenue"), _("Last order"), _("Created")]
 
     def rows() -> Any:
         for c in filterset.qs.prefetch_related("phones").iterator(chunk_size=2000):
             yield (
-                c.pk,
-                c.site.code,
-                c.last_name,
-                c.first_name,
-                c.patronymic,
-                " ".join(p.number for p in c.phones.all()),
-                c.email,
-                c.manager.username if c.manager else "",
+                *contact_cells(c),
                 c.orders_count,
                 c.total_summ,
                 c.last_order_at.date() if c.last_order_at else "",

@@ -29,6 +29,7 @@ from lavka.core.forms import apply_errors
 from lavka.core.htmx import render_page
 from lavka.core.permissions import is_admin, sees_all_in_sites
 from lavka.core.ui import PER_PAGE_CHOICES, csv_response, paginate
+from lavka.customers.export import contact_cells, contact_header
 from lavka.customers.models import Customer
 
 
@@ -263,14 +264,7 @@ def segment_export(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError:
         members = Customer.objects.none()
     header = [
-        _("ID"),
-        _("Site"),
-        _("Last name"),
-        _("First name"),
-        _("Patronymic"),
-        _("Phones"),
-        _("E-mail"),
-        _("Manager"),
+        *contact_header(),
         _("Orders"),
         _("Revenue"),
         _("Last order"),
@@ -287,14 +281,7 @@ def segment_export(request: HttpRequest, pk: int) -> HttpResponse:
         for c in chosen.iterator(chunk_size=2000):
             m = getattr(c, "metrics", None)
             yield (
-                c.pk,
-                c.site.code,
-                c.last_name,
-                c.first_name,
-                c.patronymic,
-                " ".join(p.number for p in c.phones.all()),
-                c.email,
-                c.manager.username if c.manager else "",
+                *contact_cells(c),
                 m.orders_count if m else c.orders_count,
                 m.revenue if m else c.total_summ,
                 (m.last_order_at if m else c.last_order_at) or "",

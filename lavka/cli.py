@@ -235,6 +235,9 @@ def cmd_import_orders(args: argparse.Namespace) -> int:
         return 2
     print_report(report, limit=args.show_errors)
     if report.imported:
+        from lavka.analytics import facts
+
+        facts.sync()  # the import writes no events: give its orders their KPI facts now
         print(f"customer metrics: run `lavka analytics refresh --site {found[0].code}` to include them")
     return 1 if report.errors else 0
 
@@ -282,6 +285,15 @@ def cmd_analytics_refresh(args: argparse.Namespace) -> int:
         for step, seconds in report.steps.items():
             print(f"  {step:<12} {seconds:8.2f} s")
         print(f"  {'total':<12} {report.seconds:8.2f} s")
+    return 0
+
+
+def cmd_analytics_rebuild_facts(args: argparse.Namespace) -> int:
+    from lavka.analytics.facts import rebuild
+
+    report = rebuild()
+    steps = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in report.seconds.items())
+    print(f"order facts: {report.facts} orders, {report.cells} cells ({steps})")
     return 0
 
 
@@ -412,6 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     refresh.add_argument("--site", metavar="CODE", help="one site (default: every active site)")
     refresh.set_defaults(func=cmd_analytics_refresh)
+    rebuild_facts = analytics_commands.add_parser(
+        "rebuild-facts",
+        help="recompute the order facts the shop KPIs read, for every site (after a change of status groups)",
+    )
+    rebuild_facts.set_defaults(func=cmd_analytics_rebuild_facts)
     export_customers = analytics_commands.add_parser(
         "export-customers", help="per-customer metrics and scores as CSV (streamed)"
     )

@@ -1,10 +1,12 @@
 """What the owner's dashboard shows, made ready for the templates: KPI tiles with their trend, and the
 charts (lavka.analytics.charts) over the figures of lavka.analytics.shop_kpi.
 
-The figures of a site set and period are cached for CACHE_SECONDS: a year of a big shop's orders takes
-seconds to add up, and the page says when its figures were computed (with a link to recompute). `warm`
-computes the default view (the last twelve months) of every site set people open, so that, run
-periodically, the first visitor does not wait either.
+The figures of a site set and period are cached for CACHE_SECONDS: they are sums over the order facts'
+day cells (lavka.analytics.facts), under a second even for ten million orders, but the RFM grid and the
+lifecycle counts read every customer's metrics, and a page opened again should not repeat that. The page
+says when its figures were computed (with a link to recompute). `warm` computes the default view (the
+last twelve months) of every site set people open, so that, run periodically, the first visitor does not
+wait either.
 """
 
 from __future__ import annotations
@@ -56,10 +58,11 @@ def snapshot(site_ids: Sequence[int], period: Period, *, fresh: bool = False) ->
         found = cache.get(key)
         if found is not None:
             return found
+    panels = shop_kpi.customer_panels(site_ids)
     made = Snapshot(
         kpis=shop_kpi.shop_kpis(site_ids, period),
-        rfm=shop_kpi.rfm_grid(site_ids),
-        lifecycle=shop_kpi.lifecycle_counts(site_ids),
+        rfm=panels.rfm,
+        lifecycle=panels.lifecycle,
         computed_at=timezone.now(),
     )
     cache.set(key, made, CACHE_SECONDS)
@@ -81,8 +84,8 @@ def site_sets() -> list[list[int]]:
 
 def warm() -> int:
     """Recompute and cache the default dashboard of each site set; how many. Meant for a periodic job
-    every WARM_SECONDS, on a worker that may be busy for as long as a big shop's year takes to add up
-    (not registered here: a job that long must not hold up the embedded worker's event dispatch)."""
+    every WARM_SECONDS (not registered here: with many site sets it may take a while, which must not hold
+    up the embedded worker's event dispatch)."""
     period = shop_kpi.last_months(DEFAULT_MONTHS)
     sets = site_sets()
     for ids in sets:

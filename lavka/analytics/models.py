@@ -257,3 +257,85 @@ class ProductPair(models.Model):
 
     def __str__(self) -> str:
         return f"{self.antecedent_id} → {self.product_id}"
+
+
+class OrderFacts(models.Model):
+    """What the shop KPIs need of one order, kept by lavka.analytics.facts from order events (and by its
+    catch-up and rebuild for orders written without events). Days are local dates in the installation's
+    time zone (TIME_ZONE, recorded in FactsState); the columns about the customer's other orders are over
+    their counted orders (not in the cancel group) ordered by creation time, then id."""
+
+    order = models.OneToOneField(
+        "orders.Order",
+        on_delete=models.DO_NOTHING,  # orders are never deleted; no foreign key to check on a rebuild
+        db_constraint=False,
+        primary_key=True,
+        related_name="+",
+    )
+    site = models.ForeignKey(
+        Site, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    # Indexed: the facts of a customer are replaced together.
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    day = models.DateField()  # local date of created_at
+    cents = models.BigIntegerField()  # total_summ × 100
+    counted = models.BooleanField()  # not in the cancel group
+    complete = models.BooleanField()  # in the complete group
+    complaint = models.BooleanField()  # in the complaint group, or with a complaint reason
+    # Complete with status_updated_at ≥ created_at: microseconds from creation to the status; else null.
+    delivery_us = models.BigIntegerField(null=True)
+    # The customer's 1st, 2nd … counted order (0: not counted).
+    rank = models.IntegerField()
+    prev_day = models.DateField(null=True)  # day of the customer's previous counted order
+    prev_cents = models.BigIntegerField(null=True)  # its cents, on the 2nd counted order only
+    # First day of the month of the next counted order (NEVER_MONTH when there is none); counted only.
+    next_month = models.DateField(null=True)
+    month_first = models.BooleanField()  # the customer's first counted order of its calendar month
+    cohort = models.DateField(null=True)  # first day of the month of the customer's first counted order
+    # On the 1st counted order only: the customer's acquisition source and counted revenue to date.
+    source = models.CharField(max_length=255, null=True)
+    customer_cents = models.BigIntegerField(null=True)
+
+    class Meta:
+        verbose_name_plural = "order facts"
+
+    def __str__(self) -> str:
+        return f"facts of order {self.order_id}"
+
+
+class FactsCell(models.Model):
+    """Sums of OrderFacts by site, day and kind (lavka.analytics.facts.KINDS says what each kind counts
+    and what `key`, `label`, `n`, `amount` and `extra` hold): what the shop KPIs add up, a few thousand
+    rows a year where the orders are millions. Kept in step with OrderFacts by adding differences."""
+
+    # Indexed through the unique constraint, which starts with the site.
+    site = models.ForeignKey(
+        Site, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    kind = models.CharField(max_length=1)
+    day = models.DateField()
+    key = models.DateField()  # the day again for the kinds keyed by day alone
+    label = models.CharField(max_length=255, blank=True)
+    n = models.BigIntegerField(default=0)
+    amount = models.BigIntegerField(default=0)
+    extra = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["site", "kind", "day", "key", "label"], name="facts_cell_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.day} {self.key} {self.label}: {self.n}"
+
+
+class FactsState(models.Model):
+    """The time zone the order facts' days are in, and when they were last rebuilt (one row)."""
+
+    zone = models.CharField(max_length=64)
+    rebuilt_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"order facts in {self.zone}"

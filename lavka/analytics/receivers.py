@@ -1,16 +1,19 @@
-"""Reactions to order and customer events: keep the customer's metrics current (one customer per event).
+"""Reactions to order and customer events: keep the customer's metrics and the order facts of the shop
+KPIs current (the customers an event touched).
 
-Bulk imports emit no events (docs/events.md); their customers are brought up to date by the nightly
-full refresh or `lavka analytics refresh`.
+Bulk imports emit no events (docs/events.md); their customers' metrics are brought up to date by the
+nightly full refresh or `lavka analytics refresh`, their orders' facts by `facts.sync` (which this
+receiver and every KPI read call first).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from lavka.analytics import metrics
+from lavka.analytics import facts, metrics
 from lavka.core.events import receiver
 from lavka.core.models import OutboxEvent
+from lavka.customers.choices import TRACKED_FIELDS
 from lavka.orders.models import Order
 
 ORDER_EVENTS = (
@@ -55,3 +58,26 @@ CUSTOMER_EVENTS = ("customers.created", "customers.merged")
 def refresh_metrics(event: OutboxEvent) -> None:
     for customer_id in customers_of(event):
         metrics.refresh_customer(customer_id)
+
+
+# Events that may change an order's facts (a payment does not).
+FACT_EVENTS = (
+    "orders.created",
+    "orders.updated",
+    "orders.status_changed",
+    "orders.merged",
+    "customers.merged",
+    "customers.updated",
+)
+
+
+@receiver(*FACT_EVENTS, name="analytics.order_facts")
+def refresh_order_facts(event: OutboxEvent) -> None:
+    """Recompute the facts of the orders of the customers the event touched (the acquisition source is
+    the customer's own, so a change of it counts too)."""
+    if event.type == "customers.updated" and TRACKED_FIELDS["source"] not in (
+        event.payload.get("fields") or []
+    ):
+        return
+    facts.sync()
+    facts.refresh_customers(customers_of(event))

@@ -1,14 +1,11 @@
 """Shop KPIs (docs/metrics.md, "Shop KPIs"): the owner's figures per site and period, with the previous
 period for trend.
 
-Every figure is a handful of set-based queries (GROUP BY in the database), never a loop over customers
-in Python: a fixed number of queries whose cost grows with the orders read (the two periods, and the
-churn window before them), not with round trips. That is still a pass over millions of rows for a big
-shop's year, so the dashboard caches the result (lavka.analytics.dashboard). Two denormalised
-fields do much of the work: `Customer.first_order_at` (the customer's first counted order, kept by the
-customers app from order events and by the import) gives the acquisition month and "had ordered
-before"; `Customer.total_summ` gives the revenue to date. "Counted" orders are those of
-`Order.objects.counted()`: every order that is not in the cancel group.
+Every figure is read from the cells of lavka.analytics.facts — each order's facts (its day, whether it
+counts, the day of the customer's previous counted order, the month of the next …) summed by site, day
+and kind — never from the orders: a fixed number of small queries whose cost grows with the days of the
+periods, not with the orders or customers. "Counted" orders are those of `Order.objects.counted()`:
+every order that is not in the cancel group.
 """
 
 from __future__ import annotations
@@ -23,38 +20,22 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import (
-    Case,
-    Count,
-    DateTimeField,
-    DurationField,
-    ExpressionWrapper,
-    F,
-    OuterRef,
-    Q,
-    Subquery,
-    Sum,
-    Value,
-    When,
-)
-from django.db.models.expressions import Window
-from django.db.models.functions import Coalesce, Lag, Lead, Least, NullIf, TruncDay, TruncMonth
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from lavka.analytics import dialect, facts
 from lavka.analytics.kpi import Period
-from lavka.analytics.models import Cost, CustomerMetrics, Lifecycle, SiteAnalytics
+from lavka.analytics.models import Cost, CustomerMetrics, FactsCell, Lifecycle, OrderFacts, SiteAnalytics
 from lavka.core.models import Site
 from lavka.core.permissions import Role, is_admin
-from lavka.customers.models import Customer
-from lavka.orders.choices import Group
-from lavka.orders.models import Order, Status
 
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
 COHORT_MONTHS = 12  # the cohort matrix shows at least this many acquisition months
 DAILY_TREND_DAYS = 92  # up to this long a period's trend is drawn per day, longer per month
-WORK_MEM = "64MB"  # per sort or hash of the dashboard's queries on PostgreSQL (SET LOCAL)
 DEFAULT_CHURN_DAYS: int = SiteAnalytics._meta.get_field("churned_days").default
+CELLS = connection.ops.quote_name(FactsCell._meta.db_table)
+FACTS = connection.ops.quote_name(OrderFacts._meta.db_table)
 
 
 # --- periods and months ------------------------------------------------------------------------
@@ -124,31 +105,61 @@ def visible_sites(viewer: Any) -> list[Site]:
     return []
 
 
-# --- status groups ---------------------------------------------------------------------------------
+# --- reading the facts -------------------------------------------------------------------------------
+
+_synced: contextvars.ContextVar[bool] = contextvars.ContextVar("lavka_kpi_facts_synced", default=False)
 
 
-@dataclass(frozen=True)
-class _Statuses:
-    counted: list[int]  # every status outside the cancel group
-    complete: list[int]
-    complaint: list[int]
+@contextlib.contextmanager
+def _reading() -> Iterator[Any]:
+    """A cursor in one transaction. The order facts are brought up to date (`facts.sync`) on the
+    outermost entry only: `shop_kpis` reads through several of the functions below."""
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        if _synced.get():
+            yield cursor
+            return
+        facts.sync()
+        token = _synced.set(True)
+        try:
+            yield cursor
+        finally:
+            _synced.reset(token)
 
 
-def _statuses() -> _Statuses:
-    # Status ids instead of a join on the status groups: the reference book is tiny, the orders are not.
-    groups = defaultdict(list)
-    for pk, group in Status.objects.values_list("pk", "group__code"):
-        groups[group].append(pk)
-    counted = [pk for group, ids in groups.items() if group != Group.CANCEL for pk in ids]
-    return _Statuses(counted, groups[Group.COMPLETE], groups[Group.COMPLAINT])
+def _between(period: Period, field_name: str = "day") -> tuple[str, list[Any]]:
+    """`field_name` (a date column) within the period's days, and the parameters."""
+    return f"{field_name} >= %s AND {field_name} < %s", [_day(period.first), _day(_next_day(period.last))]
 
 
-def _between(period: Period, field_name: str = "created_at") -> Q:
-    return Q(**{f"{field_name}__gte": period.start, f"{field_name}__lt": period.end})
+def _day(day: datetime.date) -> Any:
+    return facts.dialect_date(day)
+
+
+def _date(value: Any) -> datetime.date:
+    # A date column read by raw SQL: a date from PostgreSQL, ISO text from SQLite.
+    return value if isinstance(value, datetime.date) else datetime.date.fromisoformat(str(value)[:10])
+
+
+def _date_sql() -> str:
+    """A date parameter standing alone in a SELECT list (PostgreSQL must be told its type; SQLite keeps
+    dates as text, and a CAST would make a number of it)."""
+    return "CAST(%s AS date)" if dialect.postgres() else "%s"
+
+
+def _next_day(day: datetime.date) -> datetime.date:
+    return day + datetime.timedelta(days=1)
+
+
+def _cells(site_ids: Sequence[int], *kinds: str) -> str:
+    return f"FROM {CELLS} WHERE {dialect.in_ids('site_id', site_ids)} AND {facts.cells_of(kinds)}"
 
 
 def _ratio(part: float | Decimal | int, whole: float | Decimal | int) -> float | None:
     return float(part) / float(whole) if whole else None
+
+
+def _money(cents: Any) -> Decimal:
+    return (Decimal(int(cents or 0)) / 100).quantize(CENT)
 
 
 # --- the figures of one period -------------------------------------------------------------------
@@ -204,123 +215,61 @@ class Figures:
         return None if rate is None else rate * 10_000
 
 
+# The kinds of cells the figures of a period add up (lavka.analytics.facts.KINDS): counted orders,
+# first orders, delivered, complaints, repeat orders by their previous order's day, second orders by
+# their first order's day.
+_PERIOD_KINDS = ("o", "n", "d", "c", "p", "s")
+
+
 def period_figures(
-    site_ids: Sequence[int],
-    periods: Sequence[Period],
-    *,
-    now: datetime.datetime | None = None,
-    statuses: _Statuses | None = None,
+    site_ids: Sequence[int], periods: Sequence[Period], *, now: datetime.datetime | None = None
 ) -> list[Figures]:
-    """The figures of each of `periods` (adjacent or not) for orders of `site_ids`: one pass over the
-    orders grouped by customer (summed up by the database), and one more for churn."""
-    statuses = statuses or _statuses()
+    """The figures of each of `periods` (adjacent or not) for orders of `site_ids`: one query over the
+    day cells of the periods (summed by kind, period, and whether the key — the previous order's day —
+    is before the period), and two for churn.
+
+    Per period: the buyers are the customers whose first counted order is in it, and those with a
+    counted order in it whose previous counted order is before it. A buyer is not a repeat buyer when
+    their one counted order up to the period's end is their first: a first order of the period with no
+    second order in it."""
     figures = [Figures(p) for p in periods]
     if not site_ids or not periods:
         return figures
-    span = Period(min(p.first for p in periods), max(p.last for p in periods))
-    counted = Q(status_id__in=statuses.counted)
-    complete = Q(status_id__in=statuses.complete)
-    # A complaint is an order in the complaint group, or one that carries a complaint reason (it was
-    # there, and may have been completed or cancelled since).
-    complaint = Q(status_id__in=statuses.complaint) | ~Q(complaint_reason="")
-    delivered_in_order = complete & Q(status_updated_at__gte=F("created_at"))
-    delivery = ExpressionWrapper(F("status_updated_at") - F("created_at"), output_field=DurationField())
-    per_customer: dict[str, Any] = {}
-    for i, p in enumerate(periods):
-        within = _between(p)
-        per_customer |= {
-            f"n{i}": Count("id", filter=within & counted),
-            f"rev{i}": Sum("total_summ", filter=within & counted),
-            f"del{i}": Count("id", filter=within & complete),
-            f"cmp{i}": Count("id", filter=within & complaint),
-            f"dn{i}": Count("id", filter=within & delivered_in_order),
-            f"dt{i}": Sum(delivery, filter=within & delivered_in_order),
-        }
-    grouped = (
-        Order.objects.filter(site_id__in=site_ids)
-        .filter(_between(span))
-        .order_by()
-        .values("customer_id")
-        .annotate(**per_customer)
-    )
-    sql, params = grouped.query.sql_with_params()
-    adapt = connection.ops.adapt_datetimefield_value
-    columns: list[str] = []
-    outer_params: list[Any] = []
-    for i, p in enumerate(periods):
-        # Repeat: two or more counted orders up to the period's end, i.e. two in the period or a first
-        # counted order before it.
-        repeat = f"g.n{i} > 0 AND (g.n{i} >= 2 OR c.first_order_at < %s)"
-        columns += [
-            f"SUM(g.n{i})",
-            f"SUM(g.rev{i})",
-            f"SUM(CASE WHEN g.n{i} > 0 THEN 1 ELSE 0 END)",
-            f"SUM(CASE WHEN {repeat} THEN 1 ELSE 0 END)",
-            f"SUM(CASE WHEN {repeat} THEN g.rev{i} ELSE 0 END)",
-            "SUM(CASE WHEN c.first_order_at >= %s AND c.first_order_at < %s THEN 1 ELSE 0 END)",
-            f"SUM(g.del{i})",
-            f"SUM(g.cmp{i})",
-            f"SUM(g.dn{i})",
-            f"SUM(g.dt{i})",
-        ]
-        outer_params += [adapt(p.start), adapt(p.start), adapt(p.start), adapt(p.end)]
-    customers = connection.ops.quote_name(Customer._meta.db_table)
-    query = f"SELECT {', '.join(columns)} FROM ({sql}) g JOIN {customers} c ON c.id = g.customer_id"  # noqa: S608
-    with _analytic_session() as cursor:
-        # The outer columns' parameters come first: they stand before the subquery in the text.
-        cursor.execute(query, [*outer_params, *params])
-        row = cursor.fetchone()
-    for i, f in enumerate(figures):
-        orders, revenue, buyers, repeat, repeat_revenue, new, delivered, complaints, dn, dt = row[
-            10 * i : 10 * i + 10
-        ]
-        f.orders, f.revenue = int(orders or 0), _money(revenue)
-        f.buyers, f.repeat_buyers, f.repeat_revenue = (
-            int(buyers or 0),
-            int(repeat or 0),
-            _money(repeat_revenue),
+    date = _date_sql()
+    spans = " UNION ALL ".join(f"SELECT {i} AS i, {date} AS s, {date} AS e" for i in range(len(periods)))
+    params = [_day(d) for p in periods for d in (p.first, _next_day(p.last))]
+    sums: dict[tuple[int, str, bool], tuple[int, int, int]] = {}
+    with _reading() as cursor:
+        cursor.execute(
+            "SELECT p.i, c.kind, c.key < p.s, SUM(c.n), SUM(c.amount), SUM(c.extra)"
+            f" FROM {CELLS} c JOIN ({spans}) p ON c.day >= p.s AND c.day < p.e"
+            f" WHERE {dialect.in_ids('c.site_id', site_ids)}"
+            f" AND {facts.cells_of(_PERIOD_KINDS, 'c.kind')} GROUP BY p.i, c.kind, c.key < p.s",
+            params,
         )
-        f.new_customers, f.delivered, f.complaints = int(new or 0), int(delivered or 0), int(complaints or 0)
-        f.delivery_time = _duration(dt) / int(dn) if dn else None
-    churn = churn_by_month(site_ids, periods, statuses=statuses, now=now)
-    for f, c in zip(figures, churn, strict=True):
-        f.churn = c
+        for i, kind, before, n, amount, extra in cursor.fetchall():
+            sums[(i, kind, bool(before))] = (int(n), int(amount), int(extra))
+        churn = churn_by_month(site_ids, periods, now=now)
+
+    def total(i: int, kind: str, before: bool | None = None) -> tuple[int, int, int]:
+        found = [v for (j, k, b), v in sums.items() if j == i and k == kind and before in (None, b)]
+        return tuple(sum(column) for column in zip(*found, strict=True)) if found else (0, 0, 0)
+
+    for i, f in enumerate(figures):
+        orders, revenue, _ = total(i, "o")
+        firsts, first_revenue, _ = total(i, "n")
+        delivered, delivery_us, timed = total(i, "d")
+        repeat_before = total(i, "p", before=True)[0]
+        seconds, second_first_revenue, _ = total(i, "s", before=False)
+        single = firsts - seconds  # buyers whose one counted order up to the end is their first
+        f.orders, f.revenue = orders, _money(revenue)
+        f.buyers = firsts + repeat_before
+        f.repeat_buyers = f.buyers - single
+        f.repeat_revenue = _money(revenue - (first_revenue - second_first_revenue))
+        f.new_customers, f.delivered, f.complaints = firsts, delivered, total(i, "c")[0]
+        f.delivery_time = datetime.timedelta(microseconds=delivery_us) / timed if timed else None
+        f.churn = churn[i]
     return figures
-
-
-def _duration(value: Any) -> datetime.timedelta:
-    # A sum of durations: an interval from PostgreSQL, microseconds from SQLite.
-    if isinstance(value, datetime.timedelta):
-        return value
-    return datetime.timedelta(microseconds=int(value or 0))
-
-
-_tuned: contextvars.ContextVar[bool] = contextvars.ContextVar("lavka_analytic_session", default=False)
-
-
-@contextlib.contextmanager
-def _analytic_session() -> Iterator[Any]:
-    """A cursor for big reads, in one transaction. On PostgreSQL: room to sort and hash in memory (the
-    default work_mem of 4 MB sends a year of orders to disk), and no JIT, whose compile time for these
-    wide aggregates costs more than it saves. Nested sessions reuse the outer one's settings."""
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        if _tuned.get() or connection.vendor != "postgresql":
-            yield cursor
-            return
-        cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-        cursor.execute("SET LOCAL jit = off")
-        token = _tuned.set(True)
-        try:
-            yield cursor
-        finally:
-            _tuned.reset(token)
-
-
-def _money(value: Any) -> Decimal:
-    # SQLite hands back sums of decimals as floats or strings; PostgreSQL as Decimal.
-    if value is None:
-        return ZERO
-    return Decimal(str(value)).quantize(CENT)
 
 
 # --- churn -----------------------------------------------------------------------------------------
@@ -350,7 +299,6 @@ def churn_by_month(
     site_ids: Sequence[int],
     periods: Sequence[Period],
     *,
-    statuses: _Statuses | None = None,
     now: datetime.datetime | None = None,
 ) -> list[Churn]:
     """For each period: customers active at the start of each of its whole, past months (a counted order
@@ -365,7 +313,7 @@ def churn_by_month(
     wanted = {m for mine in months for m in mine}
     if not wanted or not site_ids:
         return result
-    counts = _churn_counts(windows, wanted, statuses or _statuses())
+    counts = _churn_counts(windows, wanted)
     for churn, mine in zip(result, months, strict=True):
         for month in mine:
             active, churned = counts[month]
@@ -375,94 +323,65 @@ def churn_by_month(
 
 
 def _churn_counts(
-    windows: dict[int, int], months: set[datetime.date], statuses: _Statuses
+    windows: dict[int, int], months: set[datetime.date]
 ) -> dict[datetime.date, tuple[int, int]]:
-    """(active at the start, churned by the end) of each month in `months`.
+    """(active at the start, churned by the end) of each month in `months`, over the sites in `windows`.
 
-    A customer is active at moment s when their last counted order before s is at or after s − W. Take
-    each counted order (time t) with the customer's previous and next ones beside it (LAG, LEAD):
-      - it makes the customer active at the start s of month m when t < s <= min(t + W, next), i.e. for
-        the months m with  month(t) < m <= month(min(t + W, next));
-      - it is the customer's last order before the end e of month m, too old to keep them active there,
-        when s <= t + W < e and next >= e, i.e. m = month(t + W) and month(next) > m (or no next); they
-        were active at the month's start through this order when month(t) < m, or else through the
-        previous one when previous + W >= s, i.e. month(previous + W) >= m (possible only with a window
-        shorter than a month).
-    So the database only groups the orders by a few month keys, and the few hundred groups are spread
-    over the months here. Orders before the first month's start − W cannot matter, nor can those at or
-    after the last month's end."""
-    by_window: dict[int, list[int]] = defaultdict(list)
+    For month m with first day s, the next month's first day e and the site's window W (days back from
+    a local midnight): a customer is active at s through their last counted order before s, if it is on
+    or after s − W — a counted order of a day in [s − W, s) whose next counted order is in month m or
+    later (the `x` cells, keyed by the month of the next order). They churned when their last counted
+    order before e is before e − W:
+      - either that same order, when the next one is after month m and it is before e − W too;
+      - or, only with a window shorter than the month, orders of their own in month m, all before
+        e − W, after an order in [s − W, s): read from the facts of those months (few shops have such
+        a window), not from the cells."""
+    ordered = sorted(months)
+    month_of: list[datetime.date] = []  # by row of `sites_months`
+    every: list[str] = []
+    short: list[str] = []  # the (site, month) rows whose window is shorter than the month
+    every_params: list[Any] = []
+    short_params: list[Any] = []
+    date = _date_sql()
     for site_id, days in windows.items():
-        by_window[days].append(site_id)
-    first, last = min(months), max(months)
-    low = Period(first, first).start - datetime.timedelta(days=max(by_window))
-    high = _month_span(last).end
-    tz = timezone.get_default_timezone()
-
-    def beside(function: type[Lead] | type[Lag]) -> Window:
-        return Window(
-            function("created_at"),
-            partition_by=[F("customer_id")],
-            order_by=[F("created_at").asc(), F("id").asc()],
-        )
-
-    def plus_window(moment: Any) -> Case:
-        return Case(
-            *(
-                When(site_id__in=sites, then=moment + datetime.timedelta(days=days))
-                for days, sites in by_window.items()
-            ),
-            output_field=DateTimeField(),
-        )
-
-    keyed = (
-        Order.objects.filter(
-            site_id__in=list(windows),
-            status_id__in=statuses.counted,
-            created_at__gte=low,
-            created_at__lt=high,
-        )
-        .order_by()
-        .annotate(
-            reach=plus_window(F("created_at")),
-            since_key=TruncMonth("created_at", tzinfo=tz),
-            until_key=TruncMonth(Least(F("reach"), Coalesce(beside(Lead), F("reach"))), tzinfo=tz),
-            lapse_key=TruncMonth("reach", tzinfo=tz),
-            next_key=TruncMonth(beside(Lead), tzinfo=tz),
-            before_key=TruncMonth(plus_window(beside(Lag)), tzinfo=tz),
-        )
-        .values("since_key", "until_key", "lapse_key", "next_key", "before_key")
-    )
-    sql, params = keyed.query.sql_with_params()
-    with _analytic_session() as cursor:
-        cursor.execute(
-            "SELECT k.since_key, k.until_key, k.lapse_key,"
-            " CASE WHEN (k.next_key IS NULL OR k.next_key > k.lapse_key)"
-            " AND (k.since_key < k.lapse_key OR k.before_key >= k.lapse_key) THEN 1 ELSE 0 END,"
-            f" COUNT(*) FROM ({sql}) k GROUP BY 1, 2, 3, 4",
-            params,
-        )
-        groups = cursor.fetchall()
+        window = datetime.timedelta(days=days)
+        for month in ordered:
+            end = add_months(month, 1)
+            row = (
+                f"SELECT {len(month_of)} AS i, {int(site_id)} AS site, {date} AS f, {date} AS s, {date} AS t"
+            )
+            if end - window > month:
+                short.append(f"{row}, {date} AS e")
+                short_params += [_day(month - window), _day(month), _day(end - window), _day(end)]
+            every.append(f"{row}, {date} AS e")
+            every_params += [_day(month - window), _day(month), _day(min(month, end - window)), _day(end)]
+            month_of.append(month)
     active: dict[datetime.date, int] = defaultdict(int)
     churned: dict[datetime.date, int] = defaultdict(int)
-    for since, until, lapse, gone, n in groups:
-        since, until, lapse = _month_key(since), _month_key(until), _month_key(lapse)
-        for month in months:
-            if since < month <= until:
-                active[month] += n
-        if gone and lapse in months:
-            churned[lapse] += n
+    with _reading() as cursor:
+        cursor.execute(
+            "SELECT m.i, SUM(CASE WHEN c.key >= m.s THEN c.n ELSE 0 END),"
+            " SUM(CASE WHEN c.day < m.t AND c.key >= m.e THEN c.n ELSE 0 END)"
+            f" FROM {CELLS} c JOIN ({' UNION ALL '.join(every)}) m"
+            " ON c.site_id = m.site AND c.day >= m.f AND c.day < m.s WHERE c.kind = 'x' GROUP BY m.i",
+            every_params,
+        )
+        for i, n, gone in cursor.fetchall():
+            active[month_of[i]] += int(n or 0)
+            churned[month_of[i]] += int(gone or 0)
+        if short:
+            # f: the customer's first counted order of the month, after one in [s − W, s); o: their last
+            # of the month; both before e − W.
+            cursor.execute(
+                f"SELECT m.i, COUNT(*) FROM {FACTS} f JOIN {FACTS} o ON o.customer_id = f.customer_id"
+                f" JOIN ({' UNION ALL '.join(short)}) m ON f.site_id = m.site"
+                " WHERE f.month_first AND f.day >= m.s AND f.day < m.t AND f.prev_day >= m.f"
+                " AND o.counted AND o.day >= m.s AND o.day < m.t AND o.next_month >= m.e GROUP BY m.i",
+                short_params,
+            )
+            for i, n in cursor.fetchall():
+                churned[month_of[i]] += int(n)
     return {m: (active[m], churned[m]) for m in months}
-
-
-def _month_key(value: Any) -> datetime.date:
-    # A month truncated in the installation's zone, read back by raw SQL: an aware datetime from
-    # PostgreSQL, the local wall-clock time as text from SQLite.
-    if isinstance(value, datetime.datetime):
-        if timezone.is_aware(value):
-            value = timezone.localtime(value, timezone.get_default_timezone())
-        return value.date().replace(day=1)
-    return datetime.date.fromisoformat(str(value)[:10]).replace(day=1)
 
 
 # --- trend -----------------------------------------------------------------------------------------
@@ -479,39 +398,29 @@ def trend_unit(period: Period) -> str:
     return "day" if (period.last - period.first).days < DAILY_TREND_DAYS else "month"
 
 
-def trend(
-    site_ids: Sequence[int], period: Period, unit: str | None = None, *, statuses: _Statuses | None = None
-) -> list[TrendPoint]:
+def trend(site_ids: Sequence[int], period: Period, unit: str | None = None) -> list[TrendPoint]:
     """Revenue and counted orders per day (short periods) or per month, every bucket present."""
-    return trends(site_ids, [period], unit or trend_unit(period), statuses=statuses)[0]
+    return trends(site_ids, [period], unit or trend_unit(period))[0]
 
 
-def trends(
-    site_ids: Sequence[int], periods: Sequence[Period], unit: str, *, statuses: _Statuses | None = None
-) -> list[list[TrendPoint]]:
+def trends(site_ids: Sequence[int], periods: Sequence[Period], unit: str) -> list[list[TrendPoint]]:
     """`trend` of several disjoint periods in one query (a month bucket may hold days of two periods:
     each keeps its own part)."""
-    tz = timezone.get_default_timezone()
-    trunc = TruncDay("created_at", tzinfo=tz) if unit == "day" else TruncMonth("created_at", tzinfo=tz)
-    span = Period(min(p.first for p in periods), max(p.last for p in periods))
-    part = Case(*(When(_between(p), then=Value(i)) for i, p in enumerate(periods)), default=Value(-1))
-    rows = (
-        Order.objects.filter(site_id__in=site_ids, status_id__in=(statuses or _statuses()).counted)
-        .filter(_between(span))
-        .annotate(bucket=trunc, part=part)
-        .order_by()
-        .values("part", "bucket")
-        .annotate(revenue=Sum("total_summ"), orders=Count("id"))
-    )
-    found = {(r["part"], timezone.localtime(r["bucket"], tz).date()): r for r in rows}
-    result = []
-    for i, p in enumerate(periods):
-        points = []
-        for day in _buckets(p, unit):
-            row = found.get((i, day))
-            points.append(TrendPoint(day, row["revenue"] if row else ZERO, row["orders"] if row else 0))
-        result.append(points)
-    return result
+    span, days = _between(Period(min(p.first for p in periods), max(p.last for p in periods)))
+    found: dict[tuple[int, datetime.date], list[int]] = defaultdict(lambda: [0, 0])
+    with _reading() as cursor:
+        cursor.execute(f"SELECT day, n, amount {_cells(site_ids, 'o')} AND {span}", days)
+        for day, n, cents in cursor.fetchall():
+            day = _date(day)
+            for i, p in enumerate(periods):
+                if p.first <= day <= p.last:
+                    bucket = found[(i, day if unit == "day" else month_start(day))]
+                    bucket[0] += n
+                    bucket[1] += cents
+    return [
+        [TrendPoint(day, _money(found[(i, day)][1]), found[(i, day)][0]) for day in _buckets(p, unit)]
+        for i, p in enumerate(periods)
+    ]
 
 
 def _buckets(period: Period, unit: str) -> Iterable[datetime.date]:
@@ -545,47 +454,27 @@ class CohortMatrix:
     observed_until: datetime.date
 
 
-def cohorts(
-    site_ids: Sequence[int],
-    period: Period,
-    months: int = COHORT_MONTHS,
-    *,
-    statuses: _Statuses | None = None,
-) -> CohortMatrix:
+def cohorts(site_ids: Sequence[int], period: Period, months: int = COHORT_MONTHS) -> CohortMatrix:
     """Acquisition month × months since: for the months of `period`, and at least `months` of them
-    (ending with the period's last month); orders counted up to the period's end."""
+    (ending with the period's last month); orders counted up to the period's end. One query: the new
+    customers (`n` cells) and each customer's first counted order of a month, by cohort (`h` cells)."""
     last = month_start(period.last)
     first = min(month_start(period.first), add_months(last, -(months - 1)))
-    observed = Period(first, period.last)
-    tz = timezone.get_default_timezone()
-    sizes = (
-        Customer.objects.filter(site_id__in=site_ids)
-        .filter(_between(observed, "first_order_at"))
-        .annotate(cohort=TruncMonth("first_order_at", tzinfo=tz))
-        .order_by()
-        .values("cohort")
-        .annotate(n=Count("id"))
-    )
-    cells = (
-        Order.objects.filter(site_id__in=site_ids, status_id__in=(statuses or _statuses()).counted)
-        .filter(_between(observed), _between(observed, "customer__first_order_at"))
-        .annotate(
-            cohort=TruncMonth("customer__first_order_at", tzinfo=tz),
-            month=TruncMonth("created_at", tzinfo=tz),
+    within, days = _between(Period(first, period.last))
+    month = facts.month_sql("day")
+    size_of: dict[datetime.date, int] = defaultdict(int)
+    buyers: dict[tuple[datetime.date, int], int] = defaultdict(int)
+    with _reading() as cursor:
+        cursor.execute(
+            f"SELECT kind, key, {month}, SUM(n) {_cells(site_ids, 'n', 'h')} AND {within}"
+            f" GROUP BY kind, key, {month}",
+            days,
         )
-        .order_by()
-        .values("cohort", "month")
-        .annotate(n=Count("customer_id", distinct=True))
-    )
-
-    def local(moment: datetime.datetime) -> datetime.date:
-        return timezone.localtime(moment, tz).date()
-
-    size_of = {local(r["cohort"]): r["n"] for r in sizes}
-    buyers: dict[tuple[datetime.date, int], int] = {}
-    for r in cells:
-        cohort = local(r["cohort"])
-        buyers[(cohort, months_between(cohort, local(r["month"])))] = r["n"]
+        for kind, key, seen, n in cursor.fetchall():
+            if kind == "n":
+                size_of[_date(seen)] += int(n)
+            elif (cohort := _date(key)) >= first:  # a customer acquired before the matrix: not in it
+                buyers[(cohort, months_between(cohort, _date(seen)))] += int(n)
     width = months_between(first, last) + 1
     rows = []
     month = first
@@ -626,32 +515,15 @@ class SourceRow:
         return float((self.revenue - self.cost) / self.cost)
 
 
-def sources(site_ids: Sequence[int], period: Period, *, statuses: _Statuses | None = None) -> list[SourceRow]:
+def sources(site_ids: Sequence[int], period: Period) -> list[SourceRow]:
     """LTV, CAC and ROMI by acquisition source for the customers acquired in `period` (see
     docs/metrics.md), sorted by revenue, then name."""
-    first_order_source = (
-        Order.objects.filter(
-            customer_id=OuterRef("pk"),
-            created_at=OuterRef("first_order_at"),
-            status_id__in=(statuses or _statuses()).counted,
+    within, days = _between(period)
+    with _reading() as cursor:
+        cursor.execute(
+            f"SELECT label, SUM(n), SUM(amount) {_cells(site_ids, 'a')} AND {within} GROUP BY label", days
         )
-        .order_by("id")
-        .values("source")[:1]
-    )
-    acquired = (
-        Customer.objects.filter(site_id__in=site_ids)
-        .filter(_between(period, "first_order_at"))
-        .annotate(
-            # The customer's own source; failing that, their first order's (looked up only then).
-            acquisition=Coalesce(NullIf("source", Value("")), Subquery(first_order_source), Value(""))
-        )
-        .order_by()
-        .values("acquisition")
-        .annotate(customers=Count("id"), revenue=Sum("total_summ"))
-    )
-    rows = {
-        r["acquisition"]: SourceRow(r["acquisition"], r["customers"], r["revenue"] or ZERO) for r in acquired
-    }
+        rows = {label: SourceRow(label, int(n), _money(cents)) for label, n, cents in cursor.fetchall()}
     for source, cost in source_costs(site_ids, period).items():
         rows.setdefault(source, SourceRow(source)).cost = cost
     return sorted(rows.values(), key=lambda r: (-r.revenue, -(r.cost or 0), r.source))
@@ -686,27 +558,42 @@ class RfmCell:
     revenue: Decimal
 
 
-def rfm_grid(site_ids: Sequence[int]) -> list[RfmCell]:
-    """Customers and their revenue per (R, F) score pair, from the customer metrics as they stand now."""
+@dataclass(frozen=True)
+class CustomerPanels:
+    rfm: list[RfmCell]
+    lifecycle: list[tuple[str, str, int]]  # (stage, label, customers) for every stage in funnel order
+
+
+def customer_panels(site_ids: Sequence[int]) -> CustomerPanels:
+    """The RFM grid (customers and their revenue per (R, F) score pair) and the lifecycle funnel, from
+    the customer metrics as they stand now: one pass over them, grouped by R, F and stage (at most a few
+    hundred groups), rather than one pass for each."""
     rows = (
-        CustomerMetrics.objects.filter(site_id__in=site_ids, r_score__isnull=False, f_score__isnull=False)
+        CustomerMetrics.objects.filter(site_id__in=site_ids)
         .order_by()
-        .values("r_score", "f_score")
+        .values_list("r_score", "f_score", "lifecycle")
         .annotate(n=Count("pk"), revenue=Sum("revenue"))
     )
-    return [RfmCell(r["r_score"], r["f_score"], r["n"], r["revenue"] or ZERO) for r in rows]
+    grid: dict[tuple[int, int], list[Any]] = defaultdict(lambda: [0, ZERO])
+    stages: dict[str, int] = defaultdict(int)
+    for r, f, stage, n, revenue in rows:
+        if r is not None and f is not None:
+            grid[(r, f)][0] += n
+            grid[(r, f)][1] += revenue or ZERO
+        if stage:
+            stages[stage] += n
+    return CustomerPanels(
+        rfm=[RfmCell(r, f, n, revenue) for (r, f), (n, revenue) in grid.items()],
+        lifecycle=[(stage.value, str(stage.label), stages[stage.value]) for stage in Lifecycle],
+    )
+
+
+def rfm_grid(site_ids: Sequence[int]) -> list[RfmCell]:
+    return customer_panels(site_ids).rfm
 
 
 def lifecycle_counts(site_ids: Sequence[int]) -> list[tuple[str, str, int]]:
-    """(stage, label, customers) for every lifecycle stage in funnel order."""
-    found = dict(
-        CustomerMetrics.objects.filter(site_id__in=site_ids)
-        .exclude(lifecycle="")
-        .order_by()
-        .values_list("lifecycle")
-        .annotate(n=Count("pk"))
-    )
-    return [(stage.value, str(stage.label), found.get(stage.value, 0)) for stage in Lifecycle]
+    return customer_panels(site_ids).lifecycle
 
 
 # --- everything the dashboard shows --------------------------------------------------------------
@@ -728,10 +615,9 @@ class ShopKpis:
 def shop_kpis(site_ids: Sequence[int], period: Period, *, now: datetime.datetime | None = None) -> ShopKpis:
     previous = previous_period(period)
     unit = trend_unit(period)
-    with _analytic_session():
-        statuses = _statuses()
-        current, before = period_figures(site_ids, [period, previous], now=now, statuses=statuses)
-        lines = trends(site_ids, [period, previous], unit, statuses=statuses)
+    with _reading():
+        current, before = period_figures(site_ids, [period, previous], now=now)
+        lines = trends(site_ids, [period, previous], unit)
         return ShopKpis(
             period=period,
             previous=previous,
@@ -740,6 +626,6 @@ def shop_kpis(site_ids: Sequence[int], period: Period, *, now: datetime.datetime
             trend_unit=unit,
             trend=lines[0],
             previous_trend=lines[1],
-            cohorts=cohorts(site_ids, period, statuses=statuses),
-            sources=sources(site_ids, period, statuses=statuses),
+            cohorts=cohorts(site_ids, period),
+            sources=sources(site_ids, period),
         )

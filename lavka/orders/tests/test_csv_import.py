@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from lavka import cli
+from lavka.analytics.models import OrderFacts
 from lavka.automation.actions import RuleData, save_rule, set_rule_active
 from lavka.automation.models import RuleRun
 from lavka.catalog.models import Offer
@@ -217,6 +218,8 @@ def test_the_command_imports_and_summarises(shop, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "4 rows: 4 orders imported, 0 already there, 0 rejected" in out
     assert "lavka analytics refresh --site shop" in out
+    imported = Order.objects.filter(site__code="shop").values_list("id", flat=True)
+    assert OrderFacts.objects.filter(order_id__in=imported).count() == len(imported) == 4
 
     bad = write(tmp_path, "customer_id,order_id,date,amount\nC9,O9,never,1\n", name="bad.csv")
     assert cli.main(["import", "orders", str(bad), "--site", "shop"]) == 1

@@ -687,6 +687,10 @@ def measure_refresh(site: Any, table: Table) -> None:
     table.row("(a) analytics refresh, total", seconds, REFRESH_TARGET)
     for step, spent in getattr(report, "steps", {}).items():
         table.row(f"      {step}", spent)
+    # A refresh writes only the rows whose figures changed: say how many, since a rerun on the same day
+    # writes few and the first one (or the next day's) writes nearly all of them.
+    if hasattr(report, "written"):
+        print(f"      rows written: {report.written} of {report.customers} customers")
     fit = getattr(report, "fit", None)
     if fit is not None:
         print(f"      fit: sufficient={fit.sufficient} customers={fit.customers} bgnbd={fit.bgnbd}")

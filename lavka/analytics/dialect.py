@@ -61,6 +61,17 @@ def in_ids(column: str, ids: Iterable[int]) -> str:
     return f"{column} IN ({values})" if values else "1 = 0"
 
 
+def fence() -> str:
+    """Ends a subquery whose columns the outer query uses more than once: PostgreSQL would otherwise
+    pull it up and compute each column expression once per use."""
+    return " OFFSET 0" if postgres() else ""
+
+
+def distinct(a: str, b: str) -> str:
+    """`a` and `b` differ, a null differing from any value but another null."""
+    return f"{a} IS DISTINCT FROM {b}" if postgres() else f"{a} IS NOT {b}"
+
+
 def as_json(text: str) -> str:
     """A text expression holding JSON, as the value of a JSONField column."""
     return f"CAST({text} AS jsonb)" if postgres() else text

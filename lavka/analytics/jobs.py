@@ -56,7 +56,8 @@ def schedule_metrics_refresh() -> int:
 
 def refresh_site_metrics(site_id: int) -> int:
     """The full refresh of one site (metrics, RFM, lifecycle, model fits, scores), unless another run
-    refreshed it in the last hours. Returns the metrics rows written."""
+    refreshed it in the last hours. Returns the customers refreshed (0 when skipped). Jobs run outside
+    a transaction, so the refresh also vacuums the metrics table (metrics.refresh_site)."""
     from lavka.analytics import metrics
 
     site = Site.objects.filter(pk=site_id).first()

@@ -21,9 +21,10 @@ customer can be filtered on its metrics.
 The full refresh is a handful of statements whatever the number of customers, in one transaction:
 temporary tables for the per-customer aggregates, the favourite categories, the RFM scores (window
 functions), the model outputs (lavka.analytics.scoring) and the new rows; then one UPDATE … FROM of the
-site's existing rows and one INSERT of the missing ones. The same SQL runs on SQLite and PostgreSQL (see
-lavka.analytics.dialect for the differences). A row that an incremental update wrote after the refresh
-began is left alone: it is newer than what the refresh read.
+site's rows whose figures changed and one INSERT of the missing ones. The same SQL runs on SQLite and
+PostgreSQL (see lavka.analytics.dialect for the differences). A row that an incremental update wrote
+after the refresh began is left alone: it is newer than what the refresh read. `updated_at` is when a
+row's figures last changed (a refresh that finds the same figures leaves the row as it is).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from lavka.orders.models import Order, OrderItem, Status
 
 Progress = Callable[[str, int, int], Any]
 STEPS = ("orders", "categories", "thresholds", "rfm", "models", "write")
-WORK_MEM = "256MB"
+WORK_MEM = "512MB"
 AGG, FAV, RFM, NEW = "lavka_metrics_agg", "lavka_metrics_fav", "lavka_metrics_rfm", "lavka_metrics_new"
 CENT = Decimal("0.01")
 
@@ -57,7 +58,8 @@ CENT = Decimal("0.01")
 @dataclass
 class RefreshReport:
     site: str
-    customers: int = 0  # metrics rows written
+    customers: int = 0  # customers with a metrics row
+    written: int = 0  # rows inserted, changed or deleted
     buyers: int = 0  # of them with at least one counted order
     steps: dict[str, float] = field(default_factory=dict)  # seconds per step, in order
     fit: ModelFit | None = None
@@ -113,17 +115,23 @@ class _Steps:
 
 def refresh_site(site: Site, progress: Progress | None = None) -> RefreshReport:
     """Recompute every customer's metrics, RFM, lifecycle and model scores for the site, in one
-    transaction. `progress(step, done, total)` is told after each step."""
+    transaction. `progress(step, done, total)` is told after each step.
+
+    Called outside a transaction on PostgreSQL (the CLI, the nightly job), it then vacuums the metrics
+    table: the rows it rewrote leave dead tuples, and without a VACUUM the next refresh finds no room
+    to reuse and the table and its indexes grow by their size every time."""
     from lavka.analytics import scoring
 
     report = RefreshReport(site=site.code)
     steps = _Steps(report, progress)
     started = timezone.now()
+    vacuum = dialect.postgres() and not connection.in_atomic_block
     with transaction.atomic(), connection.cursor() as cursor:
         if dialect.postgres():
-            # The per-customer aggregates of a large shop fit in memory instead of spilling to disk,
-            # and the scans of orders and lines may use parallel workers (the planner's default costs
-            # rarely choose them for these aggregations).
+            # The per-customer aggregates of a large shop fit in memory instead of spilling to disk
+            # (the workers' partial aggregates hold nearly every customer each), and the scans of
+            # orders and lines may use parallel workers (the planner's default costs rarely choose
+            # them for these aggregations).
             cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
             cursor.execute("SET LOCAL parallel_setup_cost = 100")
             cursor.execute("SET LOCAL parallel_tuple_cost = 0.01")
@@ -139,14 +147,18 @@ def refresh_site(site: Site, progress: Progress | None = None) -> RefreshReport:
         inputs = scoring.inputs_sql(AGG, "orders_count", "first_at", "last_at", "revenue", "1 = 1", started)
         report.fit = scoring.prepare(site, started, inputs)
         steps.done("models")
-        report.customers = _write(cursor, site.pk, Thresholds.of(settings), started)
-        # Every row was rewritten: without fresh statistics the planner takes the table for what it was
-        # before, and a segment count over it runs as a million index lookups instead of a hash join.
-        _analyze(cursor, CustomerMetrics._meta.db_table)
+        report.customers, report.written = _write(cursor, site.pk, Thresholds.of(settings), started)
+        if report.written and not vacuum:
+            # Without fresh statistics the planner takes the table for what it was before, and a
+            # segment count over it runs as a million index lookups instead of a hash join.
+            _analyze(cursor, CustomerMetrics._meta.db_table)
         dialect.drop_temp(cursor, AGG, FAV, RFM, scoring.SCORES)
         settings.refreshed_at = timezone.now()
         settings.save(update_fields=["rfm_edges", "refreshed_at"])
-        steps.done("write")
+    if vacuum and report.written:
+        with connection.cursor() as cursor:
+            cursor.execute(f"VACUUM (ANALYZE) {CustomerMetrics._meta.db_table}")
+    steps.done("write")
     return report
 
 
@@ -169,12 +181,12 @@ def _aggregate(cursor, site_id: int) -> None:
     cursor.execute(
         f"""CREATE TEMP TABLE {AGG} AS
         SELECT o.customer_id AS customer_id,
-          SUM(CASE WHEN {counted} THEN 1 ELSE 0 END) AS orders_count,
-          SUM(CASE WHEN {counted} THEN o.total_summ ELSE 0 END) AS revenue,
-          MIN(CASE WHEN {counted} THEN o.created_at END) AS first_at,
-          MAX(CASE WHEN {counted} THEN o.created_at END) AS last_at,
-          SUM(CASE WHEN {_complaint_condition()} THEN 1 ELSE 0 END) AS complaints,
-          SUM(CASE WHEN {dialect.in_ids("o.status_id", returns)} THEN 1 ELSE 0 END) AS returns
+          COUNT(*) FILTER (WHERE {counted}) AS orders_count,
+          COALESCE(SUM(o.total_summ) FILTER (WHERE {counted}), 0) AS revenue,
+          MIN(o.created_at) FILTER (WHERE {counted}) AS first_at,
+          MAX(o.created_at) FILTER (WHERE {counted}) AS last_at,
+          COUNT(*) FILTER (WHERE {_complaint_condition()}) AS complaints,
+          COUNT(*) FILTER (WHERE {dialect.in_ids("o.status_id", returns)}) AS returns
         FROM orders_order o WHERE o.site_id = %s GROUP BY o.customer_id""",
         [site_id],
     )
@@ -182,6 +194,8 @@ def _aggregate(cursor, site_id: int) -> None:
 
 
 def _favourites(cursor, site_id: int) -> None:
+    # Amounts in whole kopecks: exact (ties compare equal) and summed as integers, cheaper than
+    # NUMERIC and than rounding a floating sum of each of the millions of (customer, category) pairs.
     cursor.execute(
         f"""CREATE TEMP TABLE {FAV} AS
         SELECT customer_id,
@@ -190,12 +204,10 @@ def _favourites(cursor, site_id: int) -> None:
           MAX(CASE WHEN rn = 3 THEN category_id END) AS c3
         FROM (
           SELECT customer_id, category_id,
-            ROW_NUMBER() OVER (
-              PARTITION BY customer_id ORDER BY ROUND(CAST(amount AS NUMERIC), 2) DESC, category_id
-            ) AS rn
+            ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY amount DESC, category_id) AS rn
           FROM (
             SELECT o.customer_id AS customer_id, p.category_id AS category_id,
-              SUM(CAST(i.summ AS DOUBLE PRECISION)) AS amount
+              SUM(CAST(ROUND(i.summ * 100) AS BIGINT)) AS amount
             FROM orders_orderitem i
               JOIN orders_order o ON o.id = i.order_id
               JOIN catalog_offer f ON f.id = i.offer_id
@@ -241,9 +253,13 @@ def _rfm(cursor, settings: SiteAnalytics) -> int:
     return buyers
 
 
-def _write(cursor, site_id: int, thresholds: Thresholds, as_of: datetime.datetime) -> int:
-    """Write the site's rows from the temporary tables; returns the rows written. A row an incremental
-    update wrote after the refresh began (`as_of`) is newer than what we read: kept."""
+def _write(cursor, site_id: int, thresholds: Thresholds, as_of: datetime.datetime) -> tuple[int, int]:
+    """Write the site's rows from the temporary tables; returns (customers with a row, rows written).
+
+    Only rows whose figures changed are written: an unchanged row keeps its tuple (and its
+    `updated_at`, the moment its figures last changed), so a refresh soon after another writes little,
+    leaves few dead rows and no index entries behind. A row an incremental update wrote after the
+    refresh began (`as_of`) is newer than what we read: kept."""
     from lavka.analytics import scoring
 
     days_since_last = f"({dialect.now_days(as_of)!r} - {dialect.epoch_days('a.last_at')})"
@@ -272,39 +288,51 @@ def _write(cursor, site_id: int, thresholds: Thresholds, as_of: datetime.datetim
         ("rfm_segment", rfm.segment_sql("s.r_score", "s.f_score", "s.m_score")),
         ("lifecycle", lifecycle.stage_sql("a.orders_count", days_since_last, thresholds)),
         *scoring.score_expressions("a.orders_count", "a.last_at", between, as_of).items(),
-        ("updated_at", "%s"),
     ]
-    names = ["customer_id", "site_id", *(name for name, _ in derived)]
+    figures = [name for name, _ in derived]
+    names = ["customer_id", "site_id", *figures, "updated_at"]
     values = ", ".join(f"{expression} AS {name}" for name, expression in derived)
-    # The new rows first, into a temporary table (no WAL, no indexes); then a plain UPDATE of the
-    # existing rows and an INSERT of the missing ones: cheaper than one INSERT … ON CONFLICT.
+    differs = " OR ".join(dialect.distinct(f"m.{name}", f"n.{name}") for name in figures)
+    # The new rows into a temporary table (no WAL, no indexes), each marked whether the site has a row
+    # for the customer (`known`) and whether its figures differ from it (`changed`), both read before
+    # anything is written. Then one UPDATE of the changed rows and one INSERT of the missing ones.
     dialect.drop_temp(cursor, NEW)
     cursor.execute(
         f"""CREATE TEMP TABLE {NEW} AS
-        SELECT c.id AS customer_id, c.site_id AS site_id, {values}
-        FROM customers_customer c
-          LEFT JOIN {AGG} a ON a.customer_id = c.id
-          LEFT JOIN {FAV} v ON v.customer_id = c.id
-          LEFT JOIN {RFM} s ON s.customer_id = c.id
-          LEFT JOIN {scoring.SCORES} sc ON sc.customer_id = c.id
-          {scoring.signal_joins("c.id", "a.last_at", as_of)}
-        WHERE c.site_id = %s AND c.merged_into_id IS NULL""",
+        SELECT n.*, %s AS updated_at,
+          CASE WHEN m.customer_id IS NULL THEN 0 ELSE 1 END AS known,
+          CASE WHEN m.customer_id IS NULL OR {differs} THEN 1 ELSE 0 END AS changed
+        FROM (
+          SELECT c.id AS customer_id, c.site_id AS site_id, {values}
+          FROM customers_customer c
+            LEFT JOIN {AGG} a ON a.customer_id = c.id
+            LEFT JOIN {FAV} v ON v.customer_id = c.id
+            LEFT JOIN {RFM} s ON s.customer_id = c.id
+            LEFT JOIN {scoring.SCORES} sc ON sc.customer_id = c.id
+            {scoring.signal_joins("c.id", "a.last_at", as_of)}
+          WHERE c.site_id = %s AND c.merged_into_id IS NULL{dialect.fence()}
+        ) n
+          LEFT JOIN analytics_customermetrics m ON m.customer_id = n.customer_id""",
         [dialect.datetime_param(timezone.now()), site_id],
     )
+    _analyze(cursor, NEW)
+    cursor.execute(f"SELECT COUNT(*) FROM {NEW}")
+    customers = cursor.fetchone()[0]
     sets = ", ".join(f"{name} = n.{name}" for name in names[2:])
     cursor.execute(
         f"""UPDATE analytics_customermetrics SET {sets} FROM {NEW} n
-        WHERE analytics_customermetrics.customer_id = n.customer_id
+        WHERE analytics_customermetrics.customer_id = n.customer_id AND n.known = 1 AND n.changed = 1
           AND analytics_customermetrics.updated_at <= %s""",
         [dialect.datetime_param(as_of)],
     )
     written = cursor.rowcount
     columns = ", ".join(names)
-    # ON CONFLICT: an incremental update may have created the row meanwhile (it is newer: kept).
+    # No anti-join against the table being filled (PostgreSQL may plan it as a nested loop that rescans
+    # the growing table for every row); ON CONFLICT: an incremental update may have created the row
+    # meanwhile (it is newer: kept).
     cursor.execute(
         f"""INSERT INTO analytics_customermetrics ({columns})
-        SELECT {columns} FROM {NEW} n
-        WHERE NOT EXISTS (SELECT 1 FROM analytics_customermetrics m WHERE m.customer_id = n.customer_id)
+        SELECT {columns} FROM {NEW} n WHERE n.known = 0
         ON CONFLICT (customer_id) DO NOTHING"""
     )
     written += cursor.rowcount
@@ -315,7 +343,7 @@ def _write(cursor, site_id: int, thresholds: Thresholds, as_of: datetime.datetim
         " (SELECT id FROM customers_customer WHERE site_id = %s AND merged_into_id IS NOT NULL)",
         [site_id, site_id],
     )
-    return written
+    return customers, written + cursor.rowcount
 
 
 # --- One customer -----------------------------------------------------------------------------------------

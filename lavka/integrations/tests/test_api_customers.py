@@ -10,7 +10,12 @@ from django.db import connection
 from lavka.core.models import CustomField, HistoryRecord
 from lavka.customers.actions import CustomerData, create_customer
 from lavka.customers.models import Consent, Customer
-from lavka.integrations.api_v5.endpoints.customers import customer_json, customer_prefetch
+from lavka.integrations.api_v5.endpoints.customers import (
+    customer_json,
+    customer_prefetch,
+    customers_json,
+    customers_queryset,
+)
 from lavka.integrations.testing import api_client
 
 pytestmark = pytest.mark.django_db
@@ -220,6 +225,35 @@ def test_customer_json_reads_only_prefetched_data(shop, django_assert_num_querie
     customer = Customer.objects.select_related("site").prefetch_related(*customer_prefetch()).get()
     with django_assert_num_queries(0):
         assert customer_json(customer)["phones"] == [{"number": "+79123456789"}]
+
+
+def test_rows_and_instances_show_a_customer_alike(api, shop):
+    """Lists and history pages build customers from plain rows; they must match the instance form."""
+    ids = [
+        create(api),
+        create(
+            api,
+            {
+                "externalId": "two",
+                "phones": [{"number": "+79120000002"}, {"number": "+79120000001"}],
+                "tags": ["zeta", "alpha"],
+                "subscribed": False,
+                "customFields": {},
+            },
+        ),
+        create(api, {"firstName": "Bare"}),
+    ]
+    assert (
+        api.post("customers/two/edit", {"customer": {"address": {"city": "Тула"}}, "site": "shop"}).status
+        == 200
+    )
+    instances = {c.pk: customer_json(c) for c in customers_queryset().filter(pk__in=ids)}
+    rows = customers_json(ids, contact_flag=True)
+    assert rows == instances
+    assert rows[ids[1]]["phones"] == [{"number": "+79120000002"}, {"number": "+79120000001"}]
+    assert [t["name"] for t in rows[ids[1]]["tags"]] == ["alpha", "zeta"]
+    assert rows[ids[1]]["subscribed"] is False and "emailMarketingUnsubscribedAt" in rows[ids[1]]
+    assert rows[ids[0]]["address"]["city"] == "Москва" and rows[ids[0]]["totalSumm"] == 0
 
 
 def test_upload_reports_the_bad_item_with_460(api, shop):

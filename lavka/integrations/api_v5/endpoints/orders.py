@@ -28,7 +28,7 @@ from lavka.customers.actions import CustomerData
 from lavka.customers.models import Customer
 from lavka.integrations.api_v5 import formats, history
 from lavka.integrations.api_v5 import params as p
-from lavka.integrations.api_v5.endpoints.customers import customer_json, customer_prefetch
+from lavka.integrations.api_v5.endpoints.customers import customer_json, customer_prefetch, customers_json
 from lavka.integrations.api_v5.errors import (
     ENTITY_ERROR,
     ApiError,
@@ -390,16 +390,6 @@ def _prefetch_lists(instances: list[Any], names: list[str]) -> None:
             keys = {instance: instance_attr(instance) for instance in instances}
         for instance, key in keys.items():
             instance.__dict__.setdefault("_prefetched_objects_cache", {})[cache_name] = found.get(key, [])
-
-
-def customers_json(ids: set[int]) -> dict[int, dict[str, Any]]:
-    customers = list(Customer.objects.filter(pk__in=ids))
-    sites = Site.objects.in_bulk({c.site_id for c in customers})
-    site_field = Customer._meta.get_field("site")
-    for customer in customers:  # one Site object per site, not one per customer
-        site_field.set_cached_value(customer, sites[customer.site_id])
-    _prefetch_lists(customers, customer_prefetch())
-    return {c.pk: customer_json(c) for c in customers}
 
 
 def orders_json(ids: list[int]) -> list[dict[str, Any]]:

@@ -53,6 +53,9 @@ STEPS = ("orders", "categories", "thresholds", "rfm", "models", "write")
 WORK_MEM = "512MB"
 AGG, FAV, RFM, NEW = "lavka_metrics_agg", "lavka_metrics_fav", "lavka_metrics_rfm", "lavka_metrics_new"
 CENT = Decimal("0.01")
+# From this many changed rows on, a refresh of its own (not inside a caller's transaction) on PostgreSQL
+# rebuilds the metrics table instead of updating it in place (see _swap).
+SWAP_ROWS = 50_000
 
 
 @dataclass
@@ -147,7 +150,9 @@ def refresh_site(site: Site, progress: Progress | None = None) -> RefreshReport:
         inputs = scoring.inputs_sql(AGG, "orders_count", "first_at", "last_at", "revenue", "1 = 1", started)
         report.fit = scoring.prepare(site, started, inputs)
         steps.done("models")
-        report.customers, report.written = _write(cursor, site.pk, Thresholds.of(settings), started)
+        report.customers, report.written = _write(
+            cursor, site.pk, Thresholds.of(settings), started, rebuild=vacuum
+        )
         if report.written and not vacuum:
             # Without fresh statistics the planner takes the table for what it was before, and a
             # segment count over it runs as a million index lookups instead of a hash join.
@@ -253,7 +258,9 @@ def _rfm(cursor, settings: SiteAnalytics) -> int:
     return buyers
 
 
-def _write(cursor, site_id: int, thresholds: Thresholds, as_of: datetime.datetime) -> tuple[int, int]:
+def _write(
+    cursor, site_id: int, thresholds: Thresholds, as_of: datetime.datetime, rebuild: bool
+) -> tuple[int, int]:
     """Write the site's rows from the temporary tables; returns (customers with a row, rows written).
 
     Only rows whose figures changed are written: an unchanged row keeps its tuple (and its
@@ -316,8 +323,12 @@ def _write(cursor, site_id: int, thresholds: Thresholds, as_of: datetime.datetim
         [dialect.datetime_param(timezone.now()), site_id],
     )
     _analyze(cursor, NEW)
-    cursor.execute(f"SELECT COUNT(*) FROM {NEW}")
-    customers = cursor.fetchone()[0]
+    cursor.execute(f"SELECT COUNT(*), COUNT(*) FILTER (WHERE changed = 1) FROM {NEW}")
+    customers, changed = cursor.fetchone()
+    if rebuild and changed >= SWAP_ROWS:
+        written = _swap(cursor, site_id, names, as_of)
+        dialect.drop_temp(cursor, NEW)
+        return customers, written
     sets = ", ".join(f"{name} = n.{name}" for name in names[2:])
     cursor.execute(
         f"""UPDATE analytics_customermetrics SET {sets} FROM {NEW} n
@@ -344,6 +355,76 @@ def _write(cursor, site_id: int, thresholds: Thresholds, as_of: datetime.datetim
         [site_id, site_id],
     )
     return customers, written + cursor.rowcount
+
+
+def _swap(cursor, site_id: int, names: list[str], as_of: datetime.datetime) -> int:
+    """Rebuild the metrics table with the site's new rows and swap it in; returns the rows written.
+
+    Updating most of a million rows in place costs a new tuple and an entry in every index per row (and
+    the dead ones left behind); writing a fresh table and building its indexes afterwards is several
+    times faster. Writers wait on the table's lock while it is rebuilt (readers do not) and then write
+    to the new table. Which rows are kept follows the in-place path exactly: other sites' rows, a row an
+    incremental update wrote after the refresh began (`as_of`), and an unchanged row stay as they are;
+    merged customers' rows go. PostgreSQL only: the constraints and indexes are read from the catalogue
+    and made again under their own names, so the schema stays what the migrations made."""
+    table, swap = CustomerMetrics._meta.db_table, f"{CustomerMetrics._meta.db_table}_swap"
+    cursor.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+    cursor.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass"
+        " ORDER BY contype = 'f', conname",  # the primary key before the foreign keys
+        [table],
+    )
+    constraints = cursor.fetchall()
+    cursor.execute(
+        "SELECT indexdef FROM pg_indexes i WHERE schemaname = current_schema() AND tablename = %s"
+        " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname"
+        " AND c.conrelid = %s::regclass) ORDER BY indexname",
+        [table, table],
+    )
+    indexes = [row[0] for row in cursor.fetchall()]
+    cursor.execute("SELECT reloptions FROM pg_class WHERE oid = %s::regclass", [table])
+    options = cursor.fetchone()[0]
+    cursor.execute(f"DROP TABLE IF EXISTS {swap}")
+    cursor.execute(f"CREATE TABLE {swap} (LIKE {table} INCLUDING DEFAULTS)")
+    columns = ", ".join(names)
+    theirs = ", ".join(f"m.{name}" for name in names)
+    newer = f"m.updated_at > {dialect.timestamp(as_of)}"
+    # The site's customers: the new figures where they changed, unless a newer row is there.
+    cursor.execute(
+        f"""INSERT INTO {swap} ({columns}) SELECT {", ".join(f"n.{name}" for name in names)}
+        FROM {NEW} n LEFT JOIN {table} m ON m.customer_id = n.customer_id
+        WHERE m.customer_id IS NULL OR (n.changed = 1 AND NOT {newer})"""
+    )
+    written = cursor.rowcount
+    cursor.execute(
+        f"""INSERT INTO {swap} ({columns}) SELECT {theirs}
+        FROM {table} m JOIN {NEW} n ON n.customer_id = m.customer_id
+        WHERE n.changed = 0 OR {newer}"""
+    )
+    cursor.execute(
+        f"""SELECT COUNT(*) FROM {table} m JOIN customers_customer c ON c.id = m.customer_id
+        WHERE m.site_id = %s AND c.merged_into_id IS NOT NULL""",
+        [site_id],
+    )
+    written += cursor.fetchone()[0]  # the merged customers' rows, left out below
+    # Everything else but the rows of the site's merged customers: other sites, rows of customers the
+    # refresh did not see (created since it began).
+    cursor.execute(
+        f"""INSERT INTO {swap} ({columns}) SELECT {theirs} FROM {table} m
+        WHERE NOT EXISTS (SELECT 1 FROM {NEW} n WHERE n.customer_id = m.customer_id)
+          AND NOT (m.site_id = %s AND EXISTS (SELECT 1 FROM customers_customer c
+            WHERE c.id = m.customer_id AND c.merged_into_id IS NOT NULL))""",
+        [site_id],
+    )
+    cursor.execute(f"DROP TABLE {table}")
+    cursor.execute(f"ALTER TABLE {swap} RENAME TO {table}")
+    if options:
+        cursor.execute(f"ALTER TABLE {table} SET ({', '.join(options)})")
+    for name, definition in constraints:
+        cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {connection.ops.quote_name(name)} {definition}")
+    for definition in indexes:
+        cursor.execute(definition)
+    return written
 
 
 # --- One customer -----------------------------------------------------------------------------------------

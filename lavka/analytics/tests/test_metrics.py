@@ -211,14 +211,69 @@ def test_a_row_written_by_an_incremental_update_during_the_refresh_is_kept(shop,
     metrics.refresh_site(shop.site)
     real = metrics._write
 
-    def with_concurrent_update(cursor, site_id, thresholds, started):
+    def with_concurrent_update(cursor, site_id, thresholds, started, **options):
         CustomerMetrics.objects.filter(pk=hand["b"].pk).update(orders_count=99, updated_at=timezone.now())
-        return real(cursor, site_id, thresholds, started)
+        return real(cursor, site_id, thresholds, started, **options)
 
     monkeypatch.setattr(metrics, "_write", with_concurrent_update)
     metrics.refresh_site(shop.site)
     assert CustomerMetrics.objects.get(pk=hand["b"].pk).orders_count == 99
     assert CustomerMetrics.objects.get(pk=hand["a"].pk).orders_count == 3
+
+
+def _schema() -> tuple[set, set]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = 'analytics_customermetrics'::regclass"
+        )
+        constraints = set(cursor.fetchall())
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'analytics_customermetrics'"
+        )
+        return constraints, set(cursor.fetchall())
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the table swap is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_that_changes_most_rows_swaps_in_a_new_table_with_the_same_rows_and_schema(
+    shop, catalog, hand, monkeypatch
+):
+    """What the swap keeps and writes is what the in-place update would: the same figures, other sites'
+    rows, a newer row an incremental update wrote meanwhile; merged customers' rows go. The constraints
+    and indexes come back under their own names."""
+    other = Customer.objects.get(pk=hand["e"].pk)
+    metrics.refresh_customer(other.pk)  # the other site's row, which the swap must carry over
+    metrics.refresh_site(shop.site)
+    in_place = {pk: [getattr(m, f) for f in FIELDS] for pk, m in rows().items()}
+    schema = _schema()
+    CustomerMetrics.objects.filter(site=shop.site).update(p_alive=-1, orders_count=77)
+    Customer.objects.filter(pk=hand["d"].pk).update(merged_into=hand["a"])
+    del in_place[hand["d"].pk]
+    real = metrics._write
+
+    def with_concurrent_update(cursor, site_id, thresholds, started, **options):
+        CustomerMetrics.objects.filter(pk=hand["b"].pk).update(orders_count=99, updated_at=timezone.now())
+        return real(cursor, site_id, thresholds, started, **options)
+
+    monkeypatch.setattr(metrics, "_write", with_concurrent_update)
+    monkeypatch.setattr(metrics, "SWAP_ROWS", 1)
+    swapped = []
+    real_swap = metrics._swap
+    monkeypatch.setattr(metrics, "_swap", lambda *args: swapped.append(1) or real_swap(*args))
+    report = metrics.refresh_site(shop.site)
+    assert swapped == [1]
+    got = {pk: [getattr(m, f) for f in FIELDS] for pk, m in rows().items()}
+    assert got[hand["b"].pk][0] == 99  # newer than what the refresh read: kept
+    in_place[hand["b"].pk][0] = 99
+    in_place[hand["b"].pk][FIELDS.index("p_alive")] = -1  # as the test left it before the refresh
+    assert got == in_place and other.pk in got
+    # A and C rewritten (B kept as newer, D merged: its row deleted).
+    assert report.written == 3 and report.customers == 3
+    assert _schema() == schema
+    # The incremental path writes to the new table.
+    metrics.refresh_customer(hand["b"].pk)
+    assert CustomerMetrics.objects.get(pk=hand["b"].pk).orders_count == 1
 
 
 # --- Events and the nightly job ---------------------------------------------------------------------------

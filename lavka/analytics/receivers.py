@@ -14,6 +14,7 @@ from lavka.analytics import facts, metrics
 from lavka.core.events import receiver
 from lavka.core.models import OutboxEvent
 from lavka.customers.choices import TRACKED_FIELDS
+from lavka.orders.events import changes_order_figures
 from lavka.orders.models import Order
 
 ORDER_EVENTS = (
@@ -56,6 +57,8 @@ CUSTOMER_EVENTS = ("customers.created", "customers.merged")
 
 @receiver(*ORDER_EVENTS, *CUSTOMER_EVENTS, name="analytics.refresh_metrics")
 def refresh_metrics(event: OutboxEvent) -> None:
+    if event.type == "orders.updated" and not changes_order_figures(event.payload):
+        return  # a comment, a contact detail, a payment…: no figure moves
     for customer_id in customers_of(event):
         metrics.refresh_customer(customer_id)
 
@@ -78,6 +81,8 @@ def refresh_order_facts(event: OutboxEvent) -> None:
     if event.type == "customers.updated" and TRACKED_FIELDS["source"] not in (
         event.payload.get("fields") or []
     ):
+        return
+    if event.type == "orders.updated" and not changes_order_figures(event.payload):
         return
     facts.sync()
     facts.refresh_customers(customers_of(event))

@@ -1,6 +1,46 @@
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from lavka.core.events import DomainEvent
+
+# Fields of `orders.updated` (history names) that nothing derived from a customer's orders reads: the
+# customer's figures, metrics and order facts. Contact details, comments, the delivery slot, address and
+# tracking, the order's type and method, custom fields, line comments and payments.
+PASSIVE_FIELDS = frozenset(
+    {
+        "first_name",
+        "last_name",
+        "patronymic",
+        "phone",
+        "additional_phone",
+        "email",
+        "external_id",
+        "customer_comment",
+        "manager_comment",
+        "delivery_date",
+        "delivery_time",
+        "delivery_address",
+        "delivery_external_id",
+        "track_number",
+        "delivery_status",
+        "order_type",
+        "order_method",
+        "delivery_type",
+        "order_product.comment",
+        "payments",
+    }
+)
+PASSIVE_PREFIXES = ("delivery_address.", "custom_", "payments.")
+
+
+def changes_order_figures(payload: Mapping[str, Any]) -> bool:
+    """Whether an `orders.updated` event may change what is derived from orders (totals, lines, dates,
+    the customer…); an event that names no fields, or any field not known to be passive, may."""
+    fields = payload.get("fields") or []
+    return not fields or not all(
+        name in PASSIVE_FIELDS or str(name).startswith(PASSIVE_PREFIXES) for name in fields
+    )
 
 
 @dataclass(frozen=True)

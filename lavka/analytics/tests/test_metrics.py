@@ -322,6 +322,41 @@ def test_order_and_merge_events_keep_the_customer_current(shop):
     assert not CustomerMetrics.objects.filter(pk=other.customer_id).exists()
 
 
+def test_an_update_that_changes_no_figure_leaves_the_customer_alone(shop):
+    """A manager's comment or a new phone on the order moves no figure: the receivers skip the event
+    (the row keeps its `updated_at`); a delivery cost does move the revenue."""
+    from lavka.analytics.models import OrderFacts
+    from lavka.core.dispatcher import drain
+    from lavka.customers.actions import CustomerData
+    from lavka.orders import actions
+    from lavka.orders.actions import ItemData, OrderData
+
+    actor = shop.actor(shop.alice)
+    order = actions.create_order(
+        shop.site,
+        OrderData(
+            items=[ItemData(offer_id=shop.tea.pk, quantity=2)],
+            new_customer=CustomerData(first_name="Ann", phones=["+79160001122"]),
+        ),
+        actor=actor,
+    )
+    drain()
+    before = CustomerMetrics.objects.get(pk=order.customer_id)
+    facts_before = OrderFacts.objects.filter(customer_id=order.customer_id).values_list("cents", flat=True)
+    facts_before = list(facts_before)
+    actions.update_order(order, OrderData(manager_comment="call after 6", phone="+79160001133"), actor=actor)
+    drain()
+    assert CustomerMetrics.objects.get(pk=order.customer_id).updated_at == before.updated_at
+
+    actions.update_order(order, OrderData(delivery_cost=Decimal("300")), actor=actor)
+    drain()
+    after = CustomerMetrics.objects.get(pk=order.customer_id)
+    assert after.revenue == before.revenue + 300 and after.updated_at > before.updated_at
+    assert Customer.objects.get(pk=order.customer_id).total_summ == after.revenue
+    cents = list(OrderFacts.objects.filter(customer_id=order.customer_id).values_list("cents", flat=True))
+    assert cents == [facts_before[0] + 30000]
+
+
 def test_the_nightly_job_refreshes_each_site_once_a_day(shop, hand):
     from lavka.analytics import jobs
     from lavka.core.models import Job

@@ -14,7 +14,7 @@ from lavka.analytics import facts, metrics
 from lavka.core.events import receiver
 from lavka.core.models import OutboxEvent
 from lavka.customers.choices import TRACKED_FIELDS
-from lavka.orders.events import changes_order_figures
+from lavka.orders.events import moves_order_figures
 from lavka.orders.models import Order
 
 ORDER_EVENTS = (
@@ -55,10 +55,9 @@ def customers_of(event: OutboxEvent) -> list[int]:
 CUSTOMER_EVENTS = ("customers.created", "customers.merged")
 
 
-@receiver(*ORDER_EVENTS, *CUSTOMER_EVENTS, name="analytics.refresh_metrics")
+# An update of passive fields only (a comment, a contact detail, a payment…) moves no figure.
+@receiver(*ORDER_EVENTS, *CUSTOMER_EVENTS, name="analytics.refresh_metrics", applies=moves_order_figures)
 def refresh_metrics(event: OutboxEvent) -> None:
-    if event.type == "orders.updated" and not changes_order_figures(event.payload):
-        return  # a comment, a contact detail, a payment…: no figure moves
     for customer_id in customers_of(event):
         metrics.refresh_customer(customer_id)
 
@@ -74,15 +73,15 @@ FACT_EVENTS = (
 )
 
 
-@receiver(*FACT_EVENTS, name="analytics.order_facts")
+def _moves_facts(event: OutboxEvent) -> bool:
+    if event.type == "customers.updated":  # only the acquisition source is a fact of the customer's
+        return TRACKED_FIELDS["source"] in (event.payload.get("fields") or [])
+    return moves_order_figures(event)
+
+
+@receiver(*FACT_EVENTS, name="analytics.order_facts", applies=_moves_facts)
 def refresh_order_facts(event: OutboxEvent) -> None:
     """Recompute the facts of the orders of the customers the event touched (the acquisition source is
     the customer's own, so a change of it counts too)."""
-    if event.type == "customers.updated" and TRACKED_FIELDS["source"] not in (
-        event.payload.get("fields") or []
-    ):
-        return
-    if event.type == "orders.updated" and not changes_order_figures(event.payload):
-        return
     facts.sync()
     facts.refresh_customers(customers_of(event))

@@ -31,7 +31,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from lavka.core.events import receivers_for, wanted_now
+from lavka.core.events import applies_to, receivers_for, wanted_now
 from lavka.core.models import OutboxEvent, ReceiverDelivery
 
 log = logging.getLogger(__name__)
@@ -147,11 +147,11 @@ def _process_one(event: OutboxEvent, due: list[tuple[str, Any]], worker: str) ->
 
 
 def _due(event: OutboxEvent, wanted: dict[str, Collection[str]]) -> list[tuple[str, Any]]:
-    """The receivers of `event`, less those that want nothing of its type now."""
+    """The receivers of `event`, less those that want nothing of its type now or decline it."""
     return [
         (name, fn)
         for name, fn in receivers_for(event.type).items()
-        if name not in wanted or event.type in wanted[name]
+        if (name not in wanted or event.type in wanted[name]) and applies_to(name, event)
     ]
 
 

@@ -26,6 +26,8 @@ Receiver = Callable[[OutboxEvent], None]
 _receivers: dict[str, dict[str, Receiver]] = defaultdict(dict)
 # Receiver name → what tells, once per batch, which event types it has any work for right now.
 _wanted: dict[str, Callable[[], Collection[str]]] = {}
+# Receiver name → what tells from an event alone whether the receiver has anything to do with it.
+_applies: dict[str, Callable[[OutboxEvent], bool]] = {}
 ANY = "*"
 
 
@@ -88,12 +90,17 @@ def gathered() -> Iterator[None]:
 
 
 def receiver(
-    *event_types: str, name: str | None = None, wanted: Callable[[], Collection[str]] | None = None
+    *event_types: str,
+    name: str | None = None,
+    wanted: Callable[[], Collection[str]] | None = None,
+    applies: Callable[[OutboxEvent], bool] | None = None,
 ) -> Callable[[Receiver], Receiver]:
     """Register a function as a receiver of these event types ("*" for all).
 
     `wanted`, when given, returns the event types the receiver has work for at the moment (webhooks:
-    those some subscription asks for); the dispatcher skips it for the others.
+    those some subscription asks for); the dispatcher skips it for the others. `applies`, when given,
+    tells from the event alone (type and payload, so that a re-delivery is judged alike) whether the
+    receiver has anything to do; the dispatcher neither runs nor records it for an event it declines.
     """
 
     def register(fn: Receiver) -> Receiver:
@@ -102,6 +109,8 @@ def receiver(
             _receivers[event_type][receiver_name] = fn
         if wanted is not None:
             _wanted[receiver_name] = wanted
+        if applies is not None:
+            _applies[receiver_name] = applies
         return fn
 
     return register
@@ -111,11 +120,18 @@ def unregister(receiver_name: str) -> None:
     for by_name in _receivers.values():
         by_name.pop(receiver_name, None)
     _wanted.pop(receiver_name, None)
+    _applies.pop(receiver_name, None)
 
 
 def wanted_now() -> dict[str, Collection[str]]:
     """For each receiver registered with `wanted`: the event types it has work for now."""
     return {name: wanted() for name, wanted in _wanted.items()}
+
+
+def applies_to(receiver_name: str, event: OutboxEvent) -> bool:
+    """Whether the receiver has anything to do with the event (see `receiver(applies=…)`)."""
+    check = _applies.get(receiver_name)
+    return check is None or check(event)
 
 
 def receivers_for(event_type: str) -> dict[str, Receiver]:

@@ -34,6 +34,12 @@ PASSIVE_FIELDS = frozenset(
 PASSIVE_PREFIXES = ("delivery_address.", "custom_", "payments.")
 
 
+def moves_order_figures(event: Any) -> bool:
+    """For receivers of order events (`receiver(applies=…)`): False only for an `orders.updated` that
+    changed passive fields alone."""
+    return event.type != "orders.updated" or changes_order_figures(event.payload)
+
+
 def changes_order_figures(payload: Mapping[str, Any]) -> bool:
     """Whether an `orders.updated` event may change what is derived from orders (totals, lines, dates,
     the customer…); an event that names no fields, or any field not known to be passive, may."""

@@ -327,6 +327,7 @@ def test_an_update_that_changes_no_figure_leaves_the_customer_alone(shop):
     (the row keeps its `updated_at`); a delivery cost does move the revenue."""
     from lavka.analytics.models import OrderFacts
     from lavka.core.dispatcher import drain
+    from lavka.core.models import OutboxEvent, ReceiverDelivery
     from lavka.customers.actions import CustomerData
     from lavka.orders import actions
     from lavka.orders.actions import ItemData, OrderData
@@ -347,6 +348,13 @@ def test_an_update_that_changes_no_figure_leaves_the_customer_alone(shop):
     actions.update_order(order, OrderData(manager_comment="call after 6", phone="+79160001133"), actor=actor)
     drain()
     assert CustomerMetrics.objects.get(pk=order.customer_id).updated_at == before.updated_at
+    passive = OutboxEvent.objects.filter(type="orders.updated").latest("id")
+    assert passive.processed_at is not None
+    # Not run, so not recorded either: the dispatcher left them out.
+    assert not ReceiverDelivery.objects.filter(
+        event=passive,
+        receiver__in=["analytics.refresh_metrics", "analytics.order_facts", "customers.refresh_stats"],
+    ).exists()
 
     actions.update_order(order, OrderData(delivery_cost=Decimal("300")), actor=actor)
     drain()

@@ -1,4 +1,3 @@
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,15 +34,12 @@ PASSIVE_PREFIXES = ("delivery_address.", "custom_", "payments.")
 
 
 def moves_order_figures(event: Any) -> bool:
-    """For receivers of order events (`receiver(applies=…)`): False only for an `orders.updated` that
-    changed passive fields alone."""
-    return event.type != "orders.updated" or changes_order_figures(event.payload)
-
-
-def changes_order_figures(payload: Mapping[str, Any]) -> bool:
-    """Whether an `orders.updated` event may change what is derived from orders (totals, lines, dates,
-    the customer…); an event that names no fields, or any field not known to be passive, may."""
-    fields = payload.get("fields") or []
+    """For receivers of order events (`receiver(applies=…)`): whether the event may change what is
+    derived from orders (totals, lines, dates, the customer…). Only an `orders.updated` whose fields are
+    all passive does not; one that names no fields may."""
+    if event.type != "orders.updated":
+        return True
+    fields = event.payload.get("fields") or []
     return not fields or not all(
         name in PASSIVE_FIELDS or str(name).startswith(PASSIVE_PREFIXES) for name in fields
     )

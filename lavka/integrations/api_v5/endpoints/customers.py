@@ -6,7 +6,7 @@ under the API's field names (`customer.email`, `customer.address.city` …).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,6 @@ from lavka.customers.models import (
     CustomerAddress,
     CustomerNote,
     CustomerPhone,
-    Tag,
 )
 from lavka.integrations.api_v5 import formats, history
 from lavka.integrations.api_v5 import params as p
@@ -105,20 +104,31 @@ def customer_prefetch(prefix: str = "") -> list[str]:
 
 def address_json(address: Any) -> dict[str, Any]:
     """A customer's or a corporate customer's address (§3.4)."""
-    out = {"id": address.pk}
-    out.update({api_name: getattr(address, name) for api_name, name in ADDRESS_KEYS.items()})
-    for extra, api_name in (("external_id", "externalId"), ("name", "name")):
+    values = {name: getattr(address, name) for name in ADDRESS_KEYS.values()}
+    for extra in ("external_id", "name"):
         if hasattr(address, extra):
-            out[api_name] = getattr(address, extra)
+            values[extra] = getattr(address, extra)
+    return address_values_json({"id": address.pk, **values})
+
+
+def address_values_json(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`address_json` from the address's values by field name, with `id`."""
+    out = {"id": values["id"]}
+    out.update({api_name: values[name] for api_name, name in ADDRESS_KEYS.items()})
+    for extra, api_name in (("external_id", "externalId"), ("name", "name")):
+        if extra in values:
+            out[api_name] = values[extra]
     return formats.compact(out)
 
 
-def tags_json(tags: Iterable[Tag]) -> list[dict[str, Any]]:
-    return [{"name": t.name, "color": t.color, "attached": False} for t in tags]
+def tags_json(tags: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Tags given as (name, color)."""
+    return [{"name": name, "color": color, "attached": False} for name, color in tags]
 
 
-def source_json(entity: Any) -> dict[str, str] | None:
-    return formats.compact({key: getattr(entity, key) for key in SOURCE_KEYS}) or None
+def source_json(values: Mapping[str, Any]) -> dict[str, str] | None:
+    """The UTM source of a customer or corporate customer, from its values by field name."""
+    return formats.compact({key: values[key] for key in SOURCE_KEYS}) or None
 
 
 def customer_ref(customer: Customer) -> dict[str, Any]:
@@ -178,14 +188,12 @@ def _customer_out(row: dict[str, Any], parts: CustomerParts) -> dict[str, Any]:
         "patronymic": row["patronymic"],
         "email": row["email"],
         "phones": [{"number": number} for number in parts.phones],
-        "address": formats.compact({"id": parts.address["id"], **_address_keys(parts.address)})
-        if parts.address
-        else None,
+        "address": address_values_json(parts.address) if parts.address else None,
         "birthday": formats.date(row["birthday"]),
         "sex": row["sex"],
-        "tags": [{"name": name, "color": color, "attached": False} for name, color in parts.tags],
+        "tags": tags_json(parts.tags),
         "customFields": row["custom_fields"] or [],
-        "source": formats.compact({key: row[key] for key in SOURCE_KEYS}) or None,
+        "source": source_json(row),
         "ordersCount": count,
         "totalSumm": formats.money(total),
         "averageSumm": formats.money(round(total / count, 2) if count else 0),
@@ -196,10 +204,6 @@ def _customer_out(row: dict[str, Any], parts: CustomerParts) -> dict[str, Any]:
         if not granted:
             out["emailMarketingUnsubscribedAt"] = formats.dt(changed_at)
     return formats.compact(out)
-
-
-def _address_keys(values: dict[str, Any]) -> dict[str, Any]:
-    return {api_name: values[name] for api_name, name in ADDRESS_KEYS.items()}
 
 
 def customer_json(customer: Customer) -> dict[str, Any]:
